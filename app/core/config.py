@@ -1,0 +1,92 @@
+"""Settings from the environment and `.env` (DESIGN §9). One object, read once."""
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "admin", "secret", "dev-admin-token"})
+
+
+class AppEnv(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Accept `postgres://`, `postgresql://` and `postgresql+asyncpg://`; return the last."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    raise ValueError(
+        "DATABASE_URL must start with postgres://, postgresql:// or postgresql+asyncpg://"
+    )
+
+
+def to_libpq_url(url: str) -> str:
+    """The same URL in the form libpq tools (pg_dump, psql) and raw asyncpg accept."""
+    return "postgresql://" + to_asyncpg_url(url).removeprefix("postgresql+asyncpg://")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    app_env: AppEnv = AppEnv.DEVELOPMENT
+    # Unset only makes sense for `vidgen dev`, which starts a local PostgreSQL and fills it in.
+    database_url: str | None = None
+    admin_token: str = "dev-admin-token"
+    fal_key: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    fal_jwks_url: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+    backup_dir: Path = Path("backups")
+    max_active_jobs_per_user: int = Field(default=10, ge=1)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    migrations_dir: Path = PROJECT_ROOT / "migrations"
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    # Bounds /api/health so a black-holed database answers 503 instead of hanging.
+    health_timeout_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _force_asyncpg_scheme(cls, value: str | None) -> str | None:
+        return to_asyncpg_url(value) if value else None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets_in_production(self) -> "Settings":
+        if self.app_env is AppEnv.PRODUCTION:
+            if self.admin_token in PLACEHOLDER_SECRETS or len(self.admin_token) < 24:
+                raise ValueError("ADMIN_TOKEN must be a real secret (24+ chars) in production")
+            if not self.fal_key:
+                raise ValueError("FAL_KEY is required in production (the simulator is dev-only)")
+        return self
+
+    @property
+    def libpq_database_url(self) -> str:
+        return to_libpq_url(self.require_database_url())
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "DATABASE_URL is not set (only `vidgen dev` starts a local database)"
+            )
+        return self.database_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

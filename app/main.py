@@ -1,0 +1,42 @@
+"""create_app(): settings, database, routers, error handlers, lifespan."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.errors import install_error_handlers
+from app.ops import health
+from app.ops.migrate import load_migrations
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessions = create_sessionmaker(engine)
+        app.state.migration_files = load_migrations(settings.migrations_dir)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(title="vidgen", version="0.1.0", lifespan=lifespan)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Idempotent-Replayed", "X-Request-Id", "Retry-After"],
+        )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,51 @@
+"""`GET /api/health`: is the database reachable and is its schema the one this code expects."""
+
+import asyncio
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from app.core.deps import SessionmakerDep, SettingsDep
+from app.ops.migrate import HISTORY_EXISTS, HISTORY_ROWS, HistoryRow, compute_status
+
+router = APIRouter(tags=["ops"])
+
+
+class MigrationCounts(BaseModel):
+    applied: int
+    pending: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "unavailable"]
+    database: Literal["ok", "unreachable"]
+    migrations: MigrationCounts | None = None
+
+
+@router.get(
+    "/api/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Database unreachable or schema behind"}},
+)
+async def health(
+    request: Request, settings: SettingsDep, sessions: SessionmakerDep
+) -> JSONResponse:
+    try:
+        async with asyncio.timeout(settings.health_timeout_s), sessions() as session:
+            rows: list[HistoryRow] = []
+            if await session.scalar(text(HISTORY_EXISTS)):
+                result = await session.execute(text(HISTORY_ROWS))
+                rows = [HistoryRow(**r._asdict()) for r in result]
+    except Exception:  # any failure to reach the database is the answer, not an error
+        body = Health(status="unavailable", database="unreachable")
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=503)
+    status = compute_status(request.app.state.migration_files, rows)
+    counts = MigrationCounts(
+        applied=len(status.applied), pending=len(status.pending) + len(status.modified)
+    )
+    ok = status.up_to_date
+    body = Health(status="ok" if ok else "degraded", database="ok", migrations=counts)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ok else 503)

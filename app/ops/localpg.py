@@ -1,0 +1,131 @@
+"""A throwaway or development PostgreSQL run from Debian's server binaries.
+
+Used by `vidgen dev` (data under `.data/`) and by the test suite (a temporary directory).
+`initdb` refuses to run as root, so as root the server runs as the `postgres` user.
+"""
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+MIN_MAJOR = 15
+INSTALL_HINT = (
+    "No PostgreSQL >= 15 server binaries found (looked in $PG_BIN_DIR and "
+    "/usr/lib/postgresql/<major>/bin). Install them, e.g.: apt-get install postgresql-15, "
+    "or set DATABASE_URL to an existing server."
+)
+# Durability off: only for throwaway test clusters, never for `vidgen dev` data.
+THROWAWAY_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+
+
+class LocalPostgresError(RuntimeError):
+    pass
+
+
+def find_bin_dir() -> Path:
+    if env := os.environ.get("PG_BIN_DIR"):
+        return Path(env)
+    candidates = []
+    for d in Path("/usr/lib/postgresql").glob("*/bin"):
+        if d.parent.name.isdigit() and int(d.parent.name) >= MIN_MAJOR and (d / "initdb").exists():
+            candidates.append((int(d.parent.name), d))
+    if not candidates:
+        raise LocalPostgresError(INSTALL_HINT)
+    return max(candidates)[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class LocalPostgres:
+    data_dir: Path
+    port: int
+    throwaway: bool = False
+
+    def __post_init__(self) -> None:
+        self.bin_dir = find_bin_dir()
+        # initdb refuses root; run the cluster as an unprivileged account instead.
+        self.run_as = "postgres" if os.geteuid() == 0 else None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.bin_dir / args[0]), *args[1:]],
+            user=self.run_as,
+            capture_output=True,
+            text=True,
+            cwd="/",
+            check=False,
+        )
+        if result.returncode != 0:
+            log = self.data_dir / "server.log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise LocalPostgresError(f"{args[0]} failed:\n{result.stdout}{result.stderr}{tail}")
+        return result
+
+    def can_use(self, directory: Path) -> bool:
+        """Whether the server's account can create and enter `directory`."""
+        if not self.run_as:
+            return True
+        existing = directory
+        while not existing.exists():
+            existing = existing.parent
+        probe = ["test", "-w", str(existing), "-a", "-x", str(existing)]
+        return subprocess.run(probe, user=self.run_as, check=False).returncode == 0
+
+    def _chown(self, path: Path) -> None:
+        if self.run_as:
+            entry = pwd.getpwnam(self.run_as)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def start(self) -> None:
+        if not (self.data_dir / "PG_VERSION").exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._chown(self.data_dir)
+            os.chmod(self.data_dir, 0o700)
+            self._run(
+                "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+                "--encoding=UTF8", "--locale=C.UTF-8",
+            )  # fmt: skip
+        if self.is_running():
+            return  # left running by an earlier `vidgen dev`; reuse it
+        options = [
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            f"-c unix_socket_directories={self.data_dir}",
+            "-c max_connections=300",
+        ]
+        if self.throwaway:
+            options += [f"-c {s}" for s in THROWAWAY_SETTINGS]
+        self._run(
+            "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
+            "-l", str(self.data_dir / "server.log"), "-o", " ".join(options),
+        )  # fmt: skip
+
+    def is_running(self) -> bool:
+        status = [str(self.bin_dir / "pg_ctl"), "status", "-D", str(self.data_dir)]
+        result = subprocess.run(status, user=self.run_as, capture_output=True, check=False)
+        return result.returncode == 0
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir))
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)

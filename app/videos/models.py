@@ -1,0 +1,54 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from app.core.columns import column, timestamp_column, utcnow
+
+
+class VideoStatus(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class Video(SQLModel, table=True):
+    """A generation job. A `pending` row is the outbox the dispatcher submits to Fal."""
+
+    __tablename__ = "videos"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = column("userId", foreign_key="users.id")
+    model_id: uuid.UUID = column("modelId", foreign_key="models.id")
+    kind: str
+    prompt: str
+    negative_prompt: str | None = column("negativePrompt", default=None)
+    image_url: str | None = column("imageUrl", default=None)
+    duration: int
+    aspect_ratio: str | None = column("aspectRatio", default=None)
+    resolution: str | None = None
+    seed: int | None = Field(default=None, sa_type=BigInteger)
+    status: str = VideoStatus.PENDING
+    fal_request_id: str | None = column("falRequestId", default=None)
+    queue_position: int | None = column("queuePosition", default=None)
+    video_url: str | None = column("videoUrl", default=None)
+    video_metadata: dict[str, Any] | None = column("videoMetadata", default=None, sa_type=JSONB)
+    error_code: str | None = column("errorCode", default=None)
+    error_message: str | None = column("errorMessage", default=None)
+    credits_charged: int = column("creditsCharged")
+    idempotency_key: str = column("idempotencyKey")
+    request_fingerprint: str = column("requestFingerprint")
+    submit_attempts: int = column("submitAttempts", default=0)
+    poll_attempts: int = column("pollAttempts", default=0)
+    next_attempt_at: datetime | None = timestamp_column("nextAttemptAt", default=None)
+    last_event_at: datetime | None = timestamp_column("lastEventAt", default=None)
+    created_at: datetime = timestamp_column("createdAt", default_factory=utcnow)
+    updated_at: datetime = timestamp_column("updatedAt", default_factory=utcnow)
+    completed_at: datetime | None = timestamp_column("completedAt", default=None)

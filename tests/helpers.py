@@ -1,0 +1,17 @@
+"""Small helpers shared by tests: running the real `vidgen` console script."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+VIDGEN = str(Path(sys.executable).parent / "vidgen")
+
+
+def run_vidgen(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "APP_ENV": "test", **(env or {})}
+    return subprocess.run(
+        [VIDGEN, *args], env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+    )
