@@ -5,16 +5,25 @@ import hashlib
 import os
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import asyncpg
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from app.core.config import PROJECT_ROOT, get_settings, to_libpq_url
+from app.core.db import create_engine, create_sessionmaker, unit_of_work
+from app.core.errors import AppError
+from app.credits.models import CreditKind
+from app.credits.schemas import CreditGrant, CreditTransactionPublic
+from app.credits.service import grant
 from app.ops import migrate
+from app.ops.audit import run_audit
 from app.ops.localpg import LocalPostgres, LocalPostgresError
+from app.users.service import find_user
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 migrate_app = typer.Typer(no_args_is_help=True, help="Forward-only SQL migrations (Prisma layout).")
@@ -78,6 +87,59 @@ def migrate_resolve(
     except migrate.MigrationError as error:
         fail(str(error))
     typer.echo(f"marked {rolled_back} as rolled back; `vidgen migrate deploy` will retry it.")
+
+
+credits_app = typer.Typer(no_args_is_help=True, help="Move a user's credits (the ledger).")
+app.add_typer(credits_app, name="credits")
+
+
+async def _add_credits(user: str, amount: int, kind: CreditKind, reason: str | None,
+                       period: str | None, key: str) -> CreditTransactionPublic:  # fmt: skip
+    engine = create_engine(get_settings())
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            target = await find_user(session, user)
+            request = CreditGrant(
+                user_id=target.id, amount=amount, kind=kind, reason=reason, period=period
+            )
+            return CreditTransactionPublic.of(await grant(session, request, f"cli:{key}"))
+    finally:
+        await engine.dispose()
+
+
+@credits_app.command("add")
+def credits_add(
+    user: Annotated[str, typer.Option(help="the user's email or id")],
+    amount: Annotated[int, typer.Option(help="credits; negative only with --kind adjustment")],
+    kind: Annotated[CreditKind, typer.Option()] = CreditKind.GRANT,
+    reason: Annotated[str | None, typer.Option()] = None,
+    period: Annotated[str | None, typer.Option(help="required with --kind roll")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="repeat a key to make a retry safe (default: new key)")
+    ] = None,
+) -> None:
+    """Add credits to a user (the seed's add-credits script), as one ledger transaction."""
+    database_url()
+    if kind in (CreditKind.DEBIT, CreditKind.REFUND):
+        fail("debits and refunds belong to video jobs; use --kind adjustment")
+    try:
+        row = asyncio.run(
+            _add_credits(user, amount, kind, reason, period, idempotency_key or str(uuid.uuid4()))
+        )
+    except AppError as error:
+        fail(f"{error.code}: {error.detail}")
+    except ValidationError as error:
+        fail("; ".join(str(e["msg"]) for e in error.errors()))
+    typer.echo(row.model_dump_json(indent=2))
+
+
+@app.command()
+def audit() -> None:
+    """Check the ledger invariants; exit 1 and list the offending rows when one breaks."""
+    report = asyncio.run(run_audit(database_url()))
+    typer.echo(report.render())
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -9,8 +9,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
+from app.credits import router as credits_router
 from app.ops import health
 from app.ops.migrate import load_migrations
+from app.users import router as users_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,4 +41,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(users_router.router)
+    app.include_router(credits_router.router)
     return app

@@ -15,3 +15,8 @@ def run_vidgen(
     return subprocess.run(
         [VIDGEN, *args], env=full_env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def libpq(url: str) -> str:
+    """A database URL in the plain form asyncpg.connect accepts."""
+    return "postgresql://" + url.split("://", 1)[1]

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     migrations_dir: Path = PROJECT_ROOT / "migrations"
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
+    # A request whose Idempotency-Key is held by one still running waits this long, then 409.
+    idempotency_wait_s: float = Field(default=10.0, gt=0)
     # Bounds /api/health so a black-holed database answers 503 instead of hanging.
     health_timeout_s: float = Field(default=2.0, gt=0)
 

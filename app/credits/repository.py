@@ -1,0 +1,84 @@
+"""Every query over the ledger."""
+
+import uuid
+
+from sqlalchemy import text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.core.pagination import Position
+from app.credits.models import CreditTransaction
+
+# One statement: lock the user row and move its balance (refusing to go below zero), then
+# append the ledger row carrying the new balance. The UPDATE's row lock serializes every
+# movement of one user; if the balance would go negative it matches no row and nothing is
+# inserted. The key's unique constraint makes a repeated movement fail as a whole.
+APPLY_MOVEMENT = text("""
+    WITH moved AS (
+        UPDATE "users"
+        SET "creditBalance" = "creditBalance" + :amount,
+            "purchasedCreditPacks" = "purchasedCreditPacks" + :packs,
+            "updatedAt" = now()
+        WHERE "id" = :user_id AND "creditBalance" + :amount >= 0
+        RETURNING "id", "creditBalance"
+    )
+    INSERT INTO "creditTransactions"
+        ("userId", "amount", "balanceAfter", "kind", "idempotencyKey", "reason", "period",
+         "videoId")
+    SELECT moved."id", :amount, moved."creditBalance", :kind, :idempotency_key, :reason,
+           :period, :video_id
+    FROM moved
+    RETURNING "id", "userId", "amount", "balanceAfter", "kind", "idempotencyKey", "reason",
+              "period", "videoId", "createdAt"
+""").columns(*CreditTransaction.__table__.columns)  # type: ignore[attr-defined]
+
+BALANCE = text('SELECT "creditBalance" FROM "users" WHERE "id" = :user_id')
+
+
+async def apply_movement(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    amount: int,
+    kind: str,
+    idempotency_key: str,
+    reason: str | None = None,
+    period: str | None = None,
+    video_id: uuid.UUID | None = None,
+    packs: int = 0,
+) -> CreditTransaction | None:
+    """The ledger row, or None when the user is missing or the balance would go negative."""
+    statement = select(CreditTransaction).from_statement(APPLY_MOVEMENT)
+    result = await session.execute(
+        statement,
+        {
+            "user_id": user_id,
+            "amount": amount,
+            "kind": kind,
+            "idempotency_key": idempotency_key,
+            "reason": reason,
+            "period": period,
+            "video_id": video_id,
+            "packs": packs,
+        },
+    )
+    return result.scalar_one_or_none()
+
+
+async def get_balance(session: AsyncSession, user_id: uuid.UUID) -> int | None:
+    return (await session.execute(BALANCE, {"user_id": user_id})).scalar_one_or_none()
+
+
+async def list_page_for_user(
+    session: AsyncSession, user_id: uuid.UUID, *, limit: int, after: Position | None
+) -> list[CreditTransaction]:
+    """Newest first; `limit + 1` rows so the caller can tell whether a next page exists."""
+    query = select(CreditTransaction).where(CreditTransaction.user_id == user_id)
+    if after is not None:
+        query = query.where(
+            tuple_(col(CreditTransaction.created_at), col(CreditTransaction.id)) < tuple_(*after)
+        )
+    query = query.order_by(
+        col(CreditTransaction.created_at).desc(), col(CreditTransaction.id).desc()
+    ).limit(limit + 1)
+    return list((await session.execute(query)).scalars())

@@ -1,0 +1,21 @@
+from fastapi import APIRouter
+
+from app.core.deps import SessionDep
+from app.core.errors import Forbidden, Unauthorized, problem_responses
+from app.users import service
+from app.users.deps import AdminPrincipal
+from app.users.schemas import UserCreate, UserCreated
+
+router = APIRouter(tags=["admin"])
+
+
+@router.post(
+    "/api/admin/users",
+    status_code=201,
+    response_model=UserCreated,
+    responses=problem_responses(Unauthorized, Forbidden, service.EmailTaken),
+)
+async def create_user(body: UserCreate, session: SessionDep, _: AdminPrincipal) -> UserCreated:
+    """Create a user; the response carries its API key, which is never shown again."""
+    user, api_key = await service.create_user(session, body.email)
+    return UserCreated(id=user.id, email=user.email, api_key=api_key, credit_balance=0)

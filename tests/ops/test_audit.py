@@ -1,0 +1,60 @@
+import asyncpg
+import httpx
+
+from tests.factories import create_user, grant
+from tests.helpers import run_vidgen
+
+
+async def test_audit_passes_on_a_consistent_ledger_and_fails_on_a_tampered_one(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    user = await create_user(client, credits=100)
+    await grant(client, user, 50, kind="purchase", reason="pack:pro")
+
+    clean = run_vidgen("audit", env={"DATABASE_URL": database_url})
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "audit clean" in clean.stdout
+    assert "balance equals the sum" in clean.stdout
+
+    # By hand, as a careless operator might: the ledger row changes, the balance does not.
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            'UPDATE "creditTransactions" SET amount = 75 WHERE "userId" = $1 AND amount = 50',
+            user.id,
+        )
+    finally:
+        await conn.close()
+
+    tampered = run_vidgen("audit", env={"DATABASE_URL": database_url})
+    assert tampered.returncode == 1
+    assert "FAIL  balance equals the sum of the user's ledger" in tampered.stdout
+    assert "FAIL  every balanceAfter equals the running sum" in tampered.stdout
+    assert str(user.id) in tampered.stdout
+
+
+async def test_cli_credits_add_prints_the_transaction_or_explains_the_failure(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    user = await create_user(client)
+    env = {"DATABASE_URL": database_url}
+    added = run_vidgen("credits", "add", "--user", user.email, "--amount", "25", env=env)
+    assert added.returncode == 0, added.stderr
+    assert '"amount": 25' in added.stdout and '"balance_after": 25' in added.stdout
+
+    by_id = run_vidgen(
+        "credits", "add", "--user", str(user.id), "--amount", "5", "--kind", "roll",
+        "--period", "2026-12", env=env,
+    )  # fmt: skip
+    assert by_id.returncode == 0, by_id.stderr
+
+    unknown = run_vidgen("credits", "add", "--user", "ghost@example.com", "--amount", "5", env=env)
+    assert unknown.returncode == 1
+    assert "user_not_found" in unknown.stderr and "ghost@example.com" in unknown.stderr
+
+    overdraw = run_vidgen(
+        "credits", "add", "--user", user.email, "--amount", "-100", "--kind", "adjustment", env=env
+    )
+    assert overdraw.returncode == 1 and "insufficient_credits" in overdraw.stderr
+    page = (await client.get("/api/credits", headers=user.auth)).json()
+    assert page["balance"] == 30
