@@ -14,6 +14,8 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from app.catalog import service as catalog
+from app.catalog.models import CatalogModel
 from app.core.config import PROJECT_ROOT, get_settings, to_libpq_url
 from app.core.db import create_engine, create_sessionmaker, unit_of_work
 from app.core.errors import AppError
@@ -24,6 +26,8 @@ from app.ops import migrate
 from app.ops.audit import run_audit
 from app.ops.localpg import LocalPostgres, LocalPostgresError
 from app.users.service import find_user
+from app.videos import repository as videos_repository
+from app.videos.models import VideoStatus
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 migrate_app = typer.Typer(no_args_is_help=True, help="Forward-only SQL migrations (Prisma layout).")
@@ -133,6 +137,57 @@ def credits_add(
     typer.echo(row.model_dump_json(indent=2))
 
 
+models_app = typer.Typer(no_args_is_help=True, help="The video-model catalog.")
+app.add_typer(models_app, name="models")
+
+
+async def _sync_models() -> catalog.SyncResult:
+    engine = create_engine(get_settings())
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            return await catalog.sync(session, catalog.load_catalog())
+    finally:
+        await engine.dispose()
+
+
+@models_app.command("sync")
+def models_sync() -> None:
+    """Upsert app/catalog/catalog.json into `models`; deactivate models it no longer lists."""
+    database_url()
+    result = asyncio.run(_sync_models())
+    typer.echo(f"catalog v{catalog.load_catalog().version}: {len(result.upserted)} models active")
+    for slug in result.deactivated:
+        typer.echo(f"deactivated {slug}")
+
+
+async def _models_status() -> tuple[list[CatalogModel], dict[str, dict[str, int]]]:
+    engine = create_engine(get_settings())
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            models = await catalog.list_all(session)
+            return models, await videos_repository.count_by_model_and_status(session)
+    finally:
+        await engine.dispose()
+
+
+@models_app.command("status")
+def models_status() -> None:
+    """Each model's state, price and jobs per status."""
+    database_url()
+    models, counts = asyncio.run(_models_status())
+    statuses = [s.value for s in VideoStatus]
+    typer.echo(
+        f"{'model':<28} {'state':<9} {'credits/s':>9} " + " ".join(f"{s:>10}" for s in statuses)
+    )
+    for model in models:
+        jobs = counts.get(model.slug, {})
+        state = "active" if model.active else "inactive"
+        typer.echo(
+            f"{model.slug:<28} {state:<9} {model.credits_per_second:>9} "
+            + " ".join(f"{jobs.get(s, 0):>10}" for s in statuses)
+        )
+
+
 @app.command()
 def audit() -> None:
     """Check the ledger invariants; exit 1 and list the offending rows when one breaks."""
@@ -185,6 +240,7 @@ def dev(port: int = 8000, host: str = "127.0.0.1") -> None:
             os.environ["DATABASE_URL"] = url
             get_settings.cache_clear()
         migrate_deploy()
+        models_sync()
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port)
     except LocalPostgresError as error:
         fail(str(error))

@@ -6,13 +6,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.catalog import router as catalog_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
-from app.core.errors import install_error_handlers
+from app.core.errors import install_error_handlers, install_problem_openapi
 from app.credits import router as credits_router
 from app.ops import health
 from app.ops.migrate import load_migrations
 from app.users import router as users_router
+from app.videos import router as videos_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,7 +42,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Idempotent-Replayed", "X-Request-Id", "Retry-After"],
         )
     install_error_handlers(app)
+    install_problem_openapi(app)
     app.include_router(health.router)
     app.include_router(users_router.router)
     app.include_router(credits_router.router)
+    app.include_router(catalog_router.router)
+    app.include_router(videos_router.router)
     return app

@@ -4,18 +4,23 @@ The schema is built by our own migrations once (a template database); each test 
 copy (`CREATE DATABASE ... TEMPLATE`), so tests can commit and run concurrently for real.
 """
 
+import asyncio
 import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
+from app.catalog import service as catalog
 from app.core.config import AppEnv, Settings
+from app.core.db import create_engine, create_sessionmaker, unit_of_work
 from app.main import create_app
 from app.ops import migrate
 from app.ops.localpg import LocalPostgres, free_port
@@ -68,6 +73,10 @@ async def template_db(pg_server: PgServer) -> str:
     await pg_server.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
     await pg_server.execute(f'CREATE DATABASE "{TEMPLATE_DB}" TEMPLATE template0')
     await migrate.deploy(pg_server.url_for(TEMPLATE_DB), Settings().migrations_dir)
+    engine = create_engine(make_settings(pg_server.url_for(TEMPLATE_DB)))
+    async with unit_of_work(create_sessionmaker(engine)) as session:
+        await catalog.sync(session, catalog.load_catalog())
+    await engine.dispose()
     return TEMPLATE_DB
 
 
@@ -100,6 +109,39 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(database_url)
+
+
+@asynccontextmanager
+async def serve_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, behind an in-process httpx client."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@asynccontextmanager
+async def live_server(settings: Settings) -> AsyncIterator[str]:
+    """The app under a real uvicorn on 127.0.0.1 (in this process); yields its base URL.
+
+    For what the in-process ASGI transport cannot do, such as streaming responses.
+    """
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)  # waiting for startup, not synchronising the test
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 @pytest.fixture

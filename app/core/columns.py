@@ -8,7 +8,13 @@ from sqlmodel import Field
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, truncated to the milliseconds our TIMESTAMPTZ(3) columns keep.
+
+    Truncating here (instead of letting PostgreSQL round) means the value we hand out is
+    exactly the one stored, which keyset cursors built from it rely on.
+    """
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def column(name: str, **field_kwargs: Any) -> Any:

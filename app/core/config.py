@@ -45,8 +45,20 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     fal_jwks_url: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
     backup_dir: Path = Path("backups")
+    # `backup status` fails when the newest valid backup is older than this.
+    backup_max_age_hours: float = Field(default=24.0, gt=0)
+    # `migrate deploy` on a database holding data wants a valid backup at most this old.
+    migrate_backup_max_age_hours: float = Field(default=6.0, gt=0)
+    # Test/ops hook: pretend BACKUP_DIR has this many free bytes (the real reading otherwise).
+    backup_free_bytes_override: int | None = Field(default=None, ge=0)
     max_active_jobs_per_user: int = Field(default=10, ge=1)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # image_url may be a data: URI up to this size; larger images go through POST /api/uploads.
+    max_data_uri_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # How often GET /api/videos/{id}/events re-reads the row (any replica's change shows up).
+    events_poll_interval_s: float = Field(default=1.0, gt=0)
 
     migrations_dir: Path = PROJECT_ROOT / "migrations"
     db_pool_size: int = Field(default=10, ge=1)

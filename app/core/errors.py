@@ -71,7 +71,6 @@ def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]
         by_status.setdefault(error.status, []).append(error)
     return {
         status: {
-            "model": Problem,
             "description": "; ".join(f"`{e.code}`: {e.title}" for e in group),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
@@ -103,3 +102,32 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    """Make the spec say what the handlers do: validation errors are problem+json too."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        problem_ref = {"$ref": "#/components/schemas/Problem"}
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                response = operation.get("responses", {}).get("422")
+                if response and "problem+json" not in str(response.get("content")):
+                    response["content"] = {PROBLEM_JSON: {"schema": problem_ref}}
+                    response["description"] = (
+                        response.get("description", "") + "; `validation_error`: Invalid request"
+                    ).lstrip("; ")
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

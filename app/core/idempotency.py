@@ -116,9 +116,9 @@ async def run_once(
     scope: str,
     key: str,
     body: BaseModel,
-    operation: Callable[[], Awaitable[tuple[int, BaseModel]]],
+    operation: Callable[[str], Awaitable[tuple[int, BaseModel]]],
 ) -> Outcome:
-    """Run `operation` at most once per (scope, key); replay its committed outcome after that.
+    """Run `operation(fingerprint)` once per (scope, key); replay its committed outcome after.
 
     Must be the first thing in the request's transaction, so the claim is held until commit.
     """
@@ -153,7 +153,7 @@ async def run_once(
             )
         return Outcome(stored.responseStatus, stored.responseBody, replayed=True)
 
-    status, result = await operation()
+    status, result = await operation(request_print)
     body_text = result.model_dump_json()
     await session.execute(RECORD, {"id": claim, "status": status, "body": body_text})
     return Outcome(status, body_text, replayed=False)

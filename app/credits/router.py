@@ -25,6 +25,7 @@ router = APIRouter(tags=["credits"])
         UserNotFound,
         service.InsufficientCredits,
         service.CreditRollExists,
+        service.DuplicateMovement,
         *IDEMPOTENCY_ERRORS,
     ),
 )
@@ -37,7 +38,7 @@ async def add_credits(
 ) -> Response:
     """Purchase, grant, roll or adjust a user's credits. Retries with the same key replay."""
 
-    async def operation() -> tuple[int, CreditTransactionPublic]:
+    async def operation(_: str) -> tuple[int, CreditTransactionPublic]:
         row = await service.grant(session, body, scoped_key=f"{admin}:{idempotency_key}")
         return 201, CreditTransactionPublic.of(row)
 

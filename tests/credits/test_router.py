@@ -5,8 +5,7 @@ import uuid
 import asyncpg
 import httpx
 
-from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, serve_app
 from tests.factories import ADMIN, create_user, grant
 
 
@@ -82,12 +81,7 @@ async def test_idempotency_key_missing_or_malformed_is_400(client: httpx.AsyncCl
 
 
 async def test_a_key_held_by_an_in_flight_request_answers_409(database_url: str) -> None:
-    app = create_app(make_settings(database_url, idempotency_wait_s=0.3))
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
-    ):
+    async with serve_app(make_settings(database_url, idempotency_wait_s=0.3)) as client:
         user = await create_user(client)
         holder = await asyncpg.connect(database_url)
         transaction = holder.transaction()

@@ -1,25 +1,13 @@
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 
 from app.core.config import Settings
-from app.main import create_app
 from app.ops import migrate
 from app.ops.localpg import LocalPostgres, free_port
-from tests.conftest import make_settings
-
-
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+from tests.conftest import make_settings, serve_app
 
 
 async def test_health_reports_database_and_migrations(
@@ -36,7 +24,7 @@ async def test_health_reports_database_and_migrations(
 
 
 async def test_health_is_503_degraded_while_migrations_are_pending(empty_database_url: str) -> None:
-    async with serve(make_settings(empty_database_url)) as client:
+    async with serve_app(make_settings(empty_database_url)) as client:
         response = await client.get("/api/health")
     assert response.status_code == 503
     body = response.json()
@@ -49,7 +37,7 @@ async def test_health_is_503_within_3s_once_the_database_stops() -> None:
     server.start()
     try:
         await migrate.deploy(server.url, make_settings(server.url).migrations_dir)
-        async with serve(make_settings(server.url)) as client:
+        async with serve_app(make_settings(server.url)) as client:
             assert (await client.get("/api/health")).status_code == 200
             server.stop()
             started = time.monotonic()

@@ -1,0 +1,77 @@
+"""The model catalog: a versioned data file, synced into the `models` table."""
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.catalog.models import CatalogModel
+from app.catalog.schemas import Catalog
+from app.core.columns import utcnow
+from app.core.errors import NotFound
+
+CATALOG_FILE = Path(__file__).with_name("catalog.json")
+
+
+class ModelNotFound(NotFound):
+    code, title = "model_not_found", "Unknown model"
+
+
+@lru_cache
+def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
+    return Catalog.model_validate_json(path.read_bytes())
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    upserted: list[str]
+    deactivated: list[str]
+
+
+async def sync(session: AsyncSession, catalog: Catalog) -> SyncResult:
+    """Upsert every catalog model (active) and deactivate models the file no longer lists.
+
+    Models are deactivated, never deleted: old videos keep pointing at them.
+    """
+    now = utcnow()
+    columns = sa_inspect(CatalogModel).columns  # attribute name -> camelCase column
+    for entry in catalog.models:
+        values = {columns[k].name: v for k, v in entry.model_dump().items()}
+        values |= {"active": True, "updatedAt": now}
+        statement = insert(CatalogModel.__table__).values(**values)  # type: ignore[attr-defined]
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["slug"], set_={k: statement.excluded[k] for k in values}
+            )
+        )
+    slugs = [entry.slug for entry in catalog.models]
+    result = await session.execute(
+        update(CatalogModel)
+        .where(col(CatalogModel.slug).not_in(slugs), col(CatalogModel.active))
+        .values(active=False, updated_at=now)
+        .returning(col(CatalogModel.slug))
+    )
+    return SyncResult(upserted=slugs, deactivated=list(result.scalars()))
+
+
+async def list_active(session: AsyncSession) -> list[CatalogModel]:
+    query = select(CatalogModel).where(col(CatalogModel.active)).order_by(col(CatalogModel.slug))
+    return list((await session.execute(query)).scalars())
+
+
+async def get_active(session: AsyncSession, slug: str) -> CatalogModel:
+    query = select(CatalogModel).where(col(CatalogModel.slug) == slug, col(CatalogModel.active))
+    model = (await session.execute(query)).scalar_one_or_none()
+    if model is None:
+        raise ModelNotFound(f"no active model {slug!r}; GET /api/models lists them")
+    return model
+
+
+async def list_all(session: AsyncSession) -> list[CatalogModel]:
+    query = select(CatalogModel).order_by(col(CatalogModel.slug))
+    return list((await session.execute(query)).scalars())

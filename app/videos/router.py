@@ -1,0 +1,140 @@
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from app.catalog.service import ModelNotFound
+from app.core.deps import SessionDep, SessionmakerDep, SettingsDep
+from app.core.errors import Unauthorized, problem_responses
+from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, run_once
+from app.core.pagination import InvalidCursor
+from app.credits.service import InsufficientCredits
+from app.users.deps import CurrentUser
+from app.videos import repository, service
+from app.videos.models import VideoStatus
+from app.videos.schemas import VideoCreate, VideoPublic, VideosPage
+from app.videos.state import is_terminal
+from app.videos.validation import VALIDATION_ERRORS
+
+router = APIRouter(tags=["videos"])
+
+
+@router.post(
+    "/api/videos",
+    status_code=202,
+    response_model=VideoPublic,
+    responses=problem_responses(
+        Unauthorized,
+        ModelNotFound,
+        InsufficientCredits,
+        service.TooManyActiveJobs,
+        *VALIDATION_ERRORS,
+        *IDEMPOTENCY_ERRORS,
+    ),
+)
+async def create_video(
+    body: VideoCreate,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey,
+) -> Response:
+    """Charge for and queue a video. Retries with the same Idempotency-Key replay the answer."""
+
+    async def operation(fingerprint: str) -> tuple[int, VideoPublic]:
+        video = await service.create_video(
+            session,
+            user,
+            body,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            settings=settings,
+        )
+        return 202, video
+
+    outcome = await run_once(
+        session, request, scope=f"user:{user.id}", key=idempotency_key, body=body,
+        operation=operation,
+    )  # fmt: skip
+    return outcome.response()
+
+
+@router.get(
+    "/api/videos",
+    response_model=VideosPage,
+    responses=problem_responses(Unauthorized, InvalidCursor),
+)
+async def list_videos(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    status: VideoStatus | None = None,
+) -> VideosPage:
+    """The caller's videos, newest first; follow `next_cursor` for the next page."""
+    return await service.list_videos(session, user.id, limit=limit, cursor=cursor, status=status)
+
+
+@router.get(
+    "/api/videos/{video_id}",
+    response_model=VideoPublic,
+    responses=problem_responses(Unauthorized, service.VideoNotFound),
+)
+async def get_video(video_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> VideoPublic:
+    return await service.get_video(session, user.id, video_id)
+
+
+@router.post(
+    "/api/videos/{video_id}/cancel",
+    response_model=VideoPublic,
+    responses=problem_responses(Unauthorized, service.VideoNotFound, service.VideoNotCancelable),
+)
+async def cancel_video(video_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> VideoPublic:
+    """Cancel a job that has not finished; its credits are refunded once."""
+    video, _ = await service.cancel_video(session, user.id, video_id)
+    return video
+
+
+@router.get(
+    "/api/videos/{video_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "`event: status` with the video JSON on every change, until terminal",
+        },
+        **problem_responses(Unauthorized, service.VideoNotFound),
+    },
+)
+async def video_events(
+    video_id: uuid.UUID, user: CurrentUser, sessions: SessionmakerDep, settings: SettingsDep
+) -> StreamingResponse:
+    """Server-sent events of the video's status changes; ends once it is terminal.
+
+    Reads the row (not process memory), so changes made by any replica show up.
+    """
+    async with sessions() as session:
+        await service.get_video(session, user.id, video_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[str]:
+        last: str | None = None
+        while True:
+            async with sessions() as session:
+                found = await repository.get_for_user(session, video_id, user.id)
+            if found is None:
+                return
+            video = VideoPublic.of(*found)
+            payload = video.model_dump_json()
+            if payload != last:
+                yield f"event: status\nid: {video.updated_at.isoformat()}\ndata: {payload}\n\n"
+                last = payload
+            if is_terminal(video.status):
+                return
+            await asyncio.sleep(settings.events_poll_interval_s)
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
