@@ -6,8 +6,9 @@ import os
 import sys
 import tempfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import asyncpg
 import typer
@@ -24,6 +25,9 @@ from app.credits.schemas import CreditGrant, CreditTransactionPublic
 from app.credits.service import grant
 from app.ops import migrate
 from app.ops.audit import run_audit
+from app.ops.backup import latest_valid_backup
+from app.ops.backup_cli import backup_app
+from app.ops.console import fail
 from app.ops.localpg import LocalPostgres, LocalPostgresError
 from app.users.service import find_user
 from app.videos import repository as videos_repository
@@ -32,15 +36,11 @@ from app.videos.models import VideoStatus
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 migrate_app = typer.Typer(no_args_is_help=True, help="Forward-only SQL migrations (Prisma layout).")
 app.add_typer(migrate_app, name="migrate")
+app.add_typer(backup_app, name="backup")
 
 DEV_DATA_DIR = PROJECT_ROOT / ".data" / "postgres"
 DEV_PG_PORT = 54329
 DEV_DATABASE = "vidgen"
-
-
-def fail(message: str) -> NoReturn:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
 
 
 def database_url() -> str:
@@ -51,14 +51,30 @@ def database_url() -> str:
 
 
 @migrate_app.command("deploy")
-def migrate_deploy() -> None:
+def migrate_deploy(
+    skip_backup_check: Annotated[
+        bool, typer.Option(help="deploy onto a database with data without a recent backup")
+    ] = False,
+) -> None:
     """Apply pending migrations, each in its own transaction, under an advisory lock."""
+    settings, dsn = get_settings(), database_url()
+    if not skip_backup_check and asyncio.run(migrate.holds_data(dsn)):
+        max_age = timedelta(hours=settings.migrate_backup_max_age_hours)
+        if latest_valid_backup(settings.backup_dir, max_age) is None:
+            fail(
+                f"This database holds data and {settings.backup_dir} has no valid backup newer "
+                f"than {settings.migrate_backup_max_age_hours:g}h. Run `vidgen backup create` "
+                "first (or pass --skip-backup-check if you really mean it)."
+            )
     try:
-        applied = asyncio.run(migrate.deploy(database_url(), get_settings().migrations_dir))
+        applied = asyncio.run(migrate.deploy(dsn, settings.migrations_dir))
     except migrate.MigrationError as error:
         fail(str(error))
     for name in applied:
         typer.echo(f"applied  {name}")
+    if tables := migrate.tables_created(settings.migrations_dir, applied):
+        asyncio.run(migrate.vacuum_analyze(dsn, tables))
+        typer.echo(f"VACUUM ANALYZE {', '.join(tables)}")
     typer.echo(f"{len(applied)} migration(s) applied; database is up to date.")
 
 
@@ -239,7 +255,7 @@ def dev(port: int = 8000, host: str = "127.0.0.1") -> None:
             server, url = start_dev_postgres()
             os.environ["DATABASE_URL"] = url
             get_settings.cache_clear()
-        migrate_deploy()
+        migrate_deploy(skip_backup_check=True)  # its own local database
         models_sync()
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port)
     except LocalPostgresError as error:

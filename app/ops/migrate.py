@@ -6,6 +6,7 @@ as-is and `prisma migrate deploy` can still read what we wrote.
 """
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -225,5 +226,40 @@ async def resolve_rolled_back(dsn: str, name: str) -> None:
         )
         if result == "UPDATE 0":
             raise MigrationError(f"no failed migration named `{name}` to mark as rolled back")
+    finally:
+        await conn.close()
+
+
+CREATED_TABLE = re.compile(r'CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?"([^"]+)"', re.IGNORECASE)
+
+
+def tables_created(migrations_dir: Path, names: list[str]) -> list[str]:
+    """The tables the named migrations create, in order."""
+    files = {f.name: f for f in load_migrations(migrations_dir)}
+    return [table for name in names for table in CREATED_TABLE.findall(files[name].sql)]
+
+
+async def holds_data(dsn: str) -> bool:
+    """Whether any application table has a row (a fresh or empty database needs no backup)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = await conn.fetch(
+            """SELECT quote_ident(tablename) AS name FROM pg_tables
+               WHERE schemaname = 'public' AND tablename <> '_prisma_migrations'"""
+        )
+        for table in tables:
+            if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table['name']})"):
+                return True
+        return False
+    finally:
+        await conn.close()
+
+
+async def vacuum_analyze(dsn: str, tables: list[str]) -> None:
+    """Fresh statistics for new tables, so the planner doesn't guess on their first queries."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for table in tables:
+            await conn.execute(f'VACUUM ANALYZE "{table}"')
     finally:
         await conn.close()

@@ -216,3 +216,40 @@ async def test_a_failed_migration_blocks_deploys_until_resolved(
     assert result.returncode == 0, result.stderr
     assert await migrate.deploy(empty_database_url, migrations_copy) == [broken.name]
     assert (await migrate.read_status(empty_database_url, migrations_copy)).up_to_date
+
+
+async def test_deploy_onto_data_wants_a_recent_backup_and_analyzes_new_tables(
+    empty_database_url: str, migrations_copy: Path, tmp_path: Path
+) -> None:
+    env = {
+        "DATABASE_URL": empty_database_url,
+        "MIGRATIONS_DIR": str(migrations_copy),
+        "BACKUP_DIR": str(tmp_path / "backups"),
+    }
+    first = run_vidgen("migrate", "deploy", env=env)  # empty database: no backup needed
+    assert first.returncode == 0, first.stderr
+    assert "VACUUM ANALYZE users, models, creditTransactions" in first.stdout
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await conn.execute("INSERT INTO users (email) VALUES ('someone@example.com')")
+        analyzed = await conn.fetchval(
+            "SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL "
+            "FROM pg_stat_user_tables WHERE relname = 'videos'"
+        )
+    finally:
+        await conn.close()
+    assert analyzed
+
+    extra = migrations_copy / "29990101000000_add_nickname"
+    extra.mkdir()
+    (extra / "migration.sql").write_text('ALTER TABLE "users" ADD COLUMN "nickname" TEXT;\n')
+    refused = run_vidgen("migrate", "deploy", env=env)
+    assert refused.returncode == 1
+    assert "vidgen backup create" in refused.stderr
+    assert (await migrate.read_status(empty_database_url, migrations_copy)).pending == [extra.name]
+
+    backed_up = run_vidgen("backup", "create", env=env)
+    assert backed_up.returncode == 0, backed_up.stderr
+    deployed = run_vidgen("migrate", "deploy", env=env)
+    assert deployed.returncode == 0, deployed.stderr
+    assert f"applied  {extra.name}" in deployed.stdout

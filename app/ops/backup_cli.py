@@ -1,0 +1,182 @@
+"""`vidgen backup create | status | restore | prune` (DESIGN §8); the logic is in backup.py."""
+
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.core.config import Settings, get_settings
+from app.ops import backup
+from app.ops.audit import run_audit
+from app.ops.console import fail
+
+backup_app = typer.Typer(
+    no_args_is_help=True, help="pg_dump backups: create, verify, restore, prune."
+)
+
+PROGRESS_INTERVAL_S = 0.2
+
+
+def libpq_url(settings: Settings) -> str:
+    if not settings.database_url:
+        fail("DATABASE_URL is not set. Set it, or use `vidgen dev` for a local database.")
+    return settings.libpq_database_url
+
+
+def render_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [headers, ["-" * w for w in widths], *rows]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+class TerminalProgress:
+    """`dumped X ➜ written Y` on one rewritten line, at most every PROGRESS_INTERVAL_S."""
+
+    def __init__(self) -> None:
+        self._shown_at = 0.0
+
+    def __call__(self, dumped: int, written: int) -> None:
+        now = time.monotonic()
+        if now - self._shown_at >= PROGRESS_INTERVAL_S:
+            self._shown_at = now
+            line = f"dumped {backup.human_bytes(dumped)} ➜ written {backup.human_bytes(written)}"
+            typer.echo(f"\r{line}\033[K", nl=False)
+
+    def clear(self) -> None:
+        if self._shown_at:
+            typer.echo("\r\033[K", nl=False)
+
+
+@backup_app.command("create")
+def create() -> None:
+    """Dump the database to BACKUP_DIR/backup_YYYYMMDD_HHMMSS.sql.gz with checksum and metadata."""
+    settings = get_settings()
+    progress = TerminalProgress() if sys.stdout.isatty() else None
+    started = time.monotonic()
+    try:
+        path = asyncio.run(
+            backup.create_backup(
+                libpq_url(settings),
+                settings.backup_dir,
+                free_bytes_override=settings.backup_free_bytes_override,
+                progress=progress,
+            )
+        )
+    except backup.BackupError as error:
+        fail(f"backup not created: {error}")
+    finally:
+        if progress is not None:
+            progress.clear()
+    written = backup.BackupFile.parse(path)
+    metadata = backup.read_metadata(written) if written else None
+    typer.echo(f"backup written: {path}")
+    if metadata is not None:
+        typer.echo(
+            f"  {backup.human_bytes(metadata.size_bytes)} gzipped from "
+            f"{backup.human_bytes(metadata.dump_bytes)} of SQL in "
+            f"{time.monotonic() - started:.1f}s; migration head {metadata.migration_head}; "
+            f"{sum(metadata.row_counts.values())} rows in {len(metadata.row_counts)} tables"
+        )
+
+
+def status_row(info: backup.BackupInfo, now: datetime) -> list[str]:
+    return [
+        info.path.name,
+        backup.human_age(info.age(now)),
+        backup.human_bytes(info.size_bytes),
+        info.checksum.value,
+        "ok" if info.gzip_error is None else "CORRUPT",
+        "yes" if info.metadata is not None else "no",
+        "yes" if info.valid else "NO",
+    ]
+
+
+@backup_app.command("status")
+def status() -> None:
+    """Verify each backup (checksum, full gzip test, metadata); exit 1 without a recent one."""
+    settings = get_settings()
+    now = datetime.now(UTC)
+    infos = backup.backup_statuses(settings.backup_dir)
+    if not infos:
+        fail(f"no backups in {settings.backup_dir}; run: vidgen backup create")
+    headers = ["backup", "age", "size", "checksum", "gzip", "metadata", "valid"]
+    typer.echo(render_table(headers, [status_row(info, now) for info in infos]))
+    for info in infos:
+        for problem in info.problems():
+            typer.echo(f"{info.path.name}: {problem}")
+    max_age = timedelta(hours=settings.backup_max_age_hours)
+    newest = next((info for info in infos if info.valid), None)
+    if newest is None:
+        fail(f"no valid backup in {settings.backup_dir}; run: vidgen backup create")
+    age, allowed = backup.human_age(newest.age(now)), backup.human_age(max_age)
+    if newest.age(now) > max_age:
+        fail(
+            f"newest valid backup {newest.path.name} is {age} old, older than the {allowed} "
+            "allowed (BACKUP_MAX_AGE_HOURS)"
+        )
+    typer.echo(f"newest valid backup: {newest.path.name}, {age} old (allowed: {allowed})")
+
+
+def print_restore_plan(dsn: str, target: backup.BackupFile) -> None:
+    """What `restore --yes` would replace: the target, and its row counts against the backup's."""
+    metadata = backup.read_metadata(target)
+    current = asyncio.run(backup.current_row_counts(dsn))
+    typer.echo(f"restoring {target.path} would REPLACE {backup.describe_target(dsn)}")
+    age = backup.human_age(datetime.now(UTC) - target.created_at)
+    typer.echo(f"backup taken {target.created_at:%Y-%m-%d %H:%M:%S} UTC ({age} ago)")
+    if metadata is None:
+        typer.echo("the backup has no readable metadata; its row counts are unknown")
+    else:
+        typer.echo(f"backup's migration head: {metadata.migration_head}")
+    in_backup = metadata.row_counts if metadata else {}
+    rows = [
+        [table, str(current.get(table, "-")), str(in_backup.get(table, "-" if metadata else "?"))]
+        for table in sorted(current.keys() | in_backup.keys())
+    ]
+    typer.echo(render_table(["table", "rows now", "rows in backup"], rows))
+    if metadata and (kept := sorted(current.keys() - in_backup.keys())):
+        typer.echo(f"not in the backup, left as they are: {', '.join(kept)}")
+
+
+@backup_app.command("restore")
+def restore(
+    file: Annotated[Path, typer.Argument(help="a backup file, or its name inside BACKUP_DIR")],
+    yes: Annotated[bool, typer.Option("--yes", help="really replace the database")] = False,
+) -> None:
+    """Replace the database with a backup, in one transaction, then audit the ledger."""
+    settings = get_settings()
+    dsn = libpq_url(settings)
+    try:
+        target = backup.resolve_backup_path(file, settings.backup_dir)
+        if not yes:
+            print_restore_plan(dsn, target)
+            fail("nothing changed. Stop the API first, then re-run with --yes to restore.")
+        typer.echo(f"verifying {target.path.name} …")
+        info = asyncio.run(backup.restore_backup(dsn, target))
+    except backup.BackupError as error:
+        fail(str(error))
+    typer.echo(f"restored {info.path.name} into {backup.describe_target(dsn)}")
+    report = asyncio.run(run_audit(dsn))
+    typer.echo(report.render())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@backup_app.command("prune")
+def prune(
+    keep: Annotated[int, typer.Option("--keep", min=1, help="how many of the newest to keep")],
+) -> None:
+    """Delete all but the N newest backups, with their checksum and metadata files."""
+    backup_dir = get_settings().backup_dir
+    removed = backup.prune_backups(backup_dir, keep)
+    for path in removed:
+        typer.echo(f"removed {path}")
+    kept = len(backup.list_backups(backup_dir))
+    typer.echo(f"{len(removed)} file(s) removed; {kept} backup(s) kept in {backup_dir}")
