@@ -1,6 +1,7 @@
 """`vidgen`: the one entry point for running and operating the service (DESIGN §9)."""
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import sys
@@ -17,19 +18,22 @@ from pydantic import ValidationError
 
 from app.catalog import service as catalog
 from app.catalog.models import CatalogModel
-from app.core.config import PROJECT_ROOT, get_settings, to_libpq_url
+from app.core.config import PROJECT_ROOT, AppEnv, get_settings, to_libpq_url
 from app.core.db import create_engine, create_sessionmaker, unit_of_work
 from app.core.errors import AppError
+from app.core.security import hash_api_key, new_api_key
 from app.credits.models import CreditKind
 from app.credits.schemas import CreditGrant, CreditTransactionPublic
-from app.credits.service import grant
+from app.credits.service import DuplicateMovement, grant
+from app.fal.simulator.__main__ import print_banner
+from app.fal.simulator.process import DEFAULT_PORT, SimulatorProcess, run_simulator
 from app.ops import migrate
 from app.ops.audit import run_audit
 from app.ops.backup import latest_valid_backup
 from app.ops.backup_cli import backup_app
 from app.ops.console import fail
 from app.ops.localpg import LocalPostgres, LocalPostgresError
-from app.users.service import find_user
+from app.users.service import create_user, find_user
 from app.videos import repository as videos_repository
 from app.videos.models import VideoStatus
 
@@ -41,6 +45,9 @@ app.add_typer(backup_app, name="backup")
 DEV_DATA_DIR = PROJECT_ROOT / ".data" / "postgres"
 DEV_PG_PORT = 54329
 DEV_DATABASE = "vidgen"
+DEV_SIMULATOR_DIR = PROJECT_ROOT / ".data" / "fal-simulator"
+DEMO_EMAIL = "demo@example.com"
+DEMO_CREDITS = 10_000
 
 
 def database_url() -> str:
@@ -240,30 +247,94 @@ def start_dev_postgres() -> tuple[LocalPostgres, str]:
         digest = hashlib.sha256(str(PROJECT_ROOT).encode()).hexdigest()[:12]
         server.data_dir = Path(tempfile.gettempdir()) / f"vidgen-dev-{digest}" / "postgres"
         typer.echo(f"note: {DEV_DATA_DIR.parent} is not reachable by user `{server.run_as}`")
-    typer.echo(f"starting local PostgreSQL in {DEV_DATA_DIR} on 127.0.0.1:{DEV_PG_PORT}")
+    typer.echo(f"starting local PostgreSQL in {server.data_dir} on 127.0.0.1:{DEV_PG_PORT}")
     server.start()
     asyncio.run(ensure_database(server.url, DEV_DATABASE))
     return server, server.url_for(DEV_DATABASE)
 
 
+def start_dev_simulator() -> SimulatorProcess:
+    """The Fal simulator for `vidgen dev` without FAL_KEY; this process then talks to it."""
+    simulator = SimulatorProcess(DEV_SIMULATOR_DIR).start()
+    os.environ.update(simulator.client_env())
+    os.environ["FAL_JWKS_URL"] = simulator.jwks_url
+    os.environ["FAL_STORAGE_URL"] = simulator.base_url
+    get_settings.cache_clear()
+    typer.echo(f"Fal simulator on {simulator.base_url} (no FAL_KEY set)")
+    return simulator
+
+
+async def _demo_user(credits: int) -> str:
+    """The demo user, with a fresh API key (keys are stored hashed, so old ones can't be shown)."""
+    engine = create_engine(get_settings())
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            try:
+                user = await find_user(session, DEMO_EMAIL)
+            except AppError:
+                user, _ = await create_user(session, DEMO_EMAIL)
+            api_key = new_api_key()
+            user.api_key_hash = hash_api_key(api_key)
+            request = CreditGrant(user_id=user.id, amount=credits, kind="grant", reason="demo")
+            with contextlib.suppress(DuplicateMovement):
+                async with session.begin_nested():
+                    await grant(session, request, "demo:initial-credits")
+            return api_key
+    finally:
+        await engine.dispose()
+
+
+def print_demo_instructions(api_key: str, port: int) -> None:
+    base = f"http://127.0.0.1:{port}"
+    typer.secho(f"\ndemo user {DEMO_EMAIL}, API key: {api_key}", bold=True)
+    typer.echo(
+        f"curl -s -X POST {base}/api/videos -H 'Authorization: Bearer {api_key}' "
+        "-H 'Content-Type: application/json' -H \"Idempotency-Key: $(date +%s%N)\" "
+        '-d \'{"model":"kling-v2-master-t2v","prompt":"a cat surfing at sunset"}\''
+    )
+    typer.echo(f"curl -s {base}/api/videos -H 'Authorization: Bearer {api_key}'\n")
+
+
 @app.command()
 def dev(port: int = 8000, host: str = "127.0.0.1") -> None:
-    """Run locally: own PostgreSQL when DATABASE_URL is unset, migrate, serve."""
+    """Run locally: own PostgreSQL and Fal simulator when not configured, demo user, serve."""
     server: LocalPostgres | None = None
+    simulator: SimulatorProcess | None = None
     try:
-        if not get_settings().database_url:
+        settings = get_settings()
+        if not settings.fal_key and settings.app_env is AppEnv.PRODUCTION:
+            fail("APP_ENV=production needs FAL_KEY: the simulator is for development only.")
+        if not settings.database_url:
             server, url = start_dev_postgres()
             os.environ["DATABASE_URL"] = url
             get_settings.cache_clear()
         migrate_deploy(skip_backup_check=True)  # its own local database
         models_sync()
+        if not settings.fal_key:
+            simulator = start_dev_simulator()
+        os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+        get_settings.cache_clear()
+        print_demo_instructions(asyncio.run(_demo_user(DEMO_CREDITS)), port)
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port)
-    except LocalPostgresError as error:
+    except (LocalPostgresError, ValidationError) as error:
         fail(str(error))
     finally:
+        if simulator is not None:
+            simulator.stop()
         if server is not None:
             typer.echo("stopping local PostgreSQL")
             server.stop()
+
+
+@app.command("fal-simulator")
+def fal_simulator(
+    port: int = DEFAULT_PORT,
+    state_dir: Annotated[Path, typer.Option(help="CA, keys and logs")] = DEV_SIMULATOR_DIR,
+) -> None:
+    """The Fal simulator on its own (HTTPS on 127.0.0.1; knobs: FAL_SIMULATOR_* variables)."""
+    if get_settings().app_env is AppEnv.PRODUCTION:
+        fail("refusing to run the Fal simulator with APP_ENV=production")
+    run_simulator(port=port, state_dir=state_dir, on_ready=print_banner)
 
 
 def main() -> None:

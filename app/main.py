@@ -1,5 +1,6 @@
 """create_app(): settings, database, routers, error handlers, lifespan."""
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,10 +12,15 @@ from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers, install_problem_openapi
 from app.credits import router as credits_router
+from app.fal import router as fal_router
+from app.fal.client import FalGateway
+from app.fal.webhooks import JwksCache
 from app.ops import health
 from app.ops.migrate import load_migrations
 from app.users import router as users_router
 from app.videos import router as videos_router
+from app.videos.dispatch import Dispatcher
+from app.videos.reconciler import Reconciler
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,9 +33,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
         app.state.migration_files = load_migrations(settings.migrations_dir)
+        app.state.webhook_outcomes = Counter[str]()
+        app.state.jwks = JwksCache(
+            settings.fal_jwks_url,
+            ttl_s=settings.jwks_cache_s,
+            refetch_min_interval_s=settings.jwks_refetch_min_interval_s,
+        )
+        reconciler: Reconciler | None = None
+        app.state.dispatcher = None
+        if settings.dispatch_enabled:
+            dispatcher = Dispatcher(app.state.sessions, FalGateway(settings), settings)
+            app.state.dispatcher = dispatcher
+            reconciler = Reconciler(dispatcher, settings.reconcile_interval_s)
+            reconciler.start()
+        app.state.reconciler = reconciler
         try:
             yield
         finally:
+            if reconciler is not None:
+                await reconciler.stop()
             await engine.dispose()
 
     app = FastAPI(title="vidgen", version="0.1.0", lifespan=lifespan)
@@ -48,4 +70,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(credits_router.router)
     app.include_router(catalog_router.router)
     app.include_router(videos_router.router)
+    app.include_router(fal_router.router)
     return app

@@ -101,6 +101,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "app_env": AppEnv.TEST,
         "admin_token": ADMIN_TOKEN,
         "_env_file": None,
+        # In-process API tests talk to no Fal; the Fal tests run the app against the simulator.
+        "dispatch_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

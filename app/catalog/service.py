@@ -1,5 +1,6 @@
 """The model catalog: a versioned data file, synced into the `models` table."""
 
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -75,3 +76,11 @@ async def get_active(session: AsyncSession, slug: str) -> CatalogModel:
 async def list_all(session: AsyncSession) -> list[CatalogModel]:
     query = select(CatalogModel).order_by(col(CatalogModel.slug))
     return list((await session.execute(query)).scalars())
+
+
+async def get_by_id(session: AsyncSession, model_id: uuid.UUID) -> CatalogModel:
+    """Any model, active or not (a video keeps its model after the catalog drops it)."""
+    model = await session.get(CatalogModel, model_id)
+    if model is None:
+        raise ModelNotFound(f"no model {model_id}")
+    return model

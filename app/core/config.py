@@ -60,6 +60,26 @@ class Settings(BaseSettings):
     # How often GET /api/videos/{id}/events re-reads the row (any replica's change shows up).
     events_poll_interval_s: float = Field(default=1.0, gt=0)
 
+    # Fal: every call bounded; the simulator's storage host when FAL_KEY is unset (dev/tests).
+    fal_timeout_s: float = Field(default=10.0, gt=0)
+    fal_storage_url: str | None = None
+    # Dispatch and reconciliation (DESIGN §5): a job never waits forever.
+    # Off only in tests of the API alone: then nothing talks to Fal and `pending` rows wait.
+    dispatch_enabled: bool = True
+    reconcile_interval_s: float = Field(default=2.0, gt=0)
+    reconcile_batch: int = Field(default=50, ge=1)
+    submit_max_attempts: int = Field(default=5, ge=1)
+    submit_backoff_s: float = Field(default=2.0, gt=0)
+    # A claim on a row (while we talk to Fal) expires after this; then another worker may retry.
+    claim_lease_s: float = Field(default=30.0, gt=0)
+    # Poll Fal about a queued / processing job we have heard nothing of for this long.
+    poll_after_s: float = Field(default=30.0, gt=0)
+    # A job still not finished this long after creation is failed and refunded.
+    job_deadline_s: float = Field(default=3600.0, gt=0)
+    jwks_cache_s: float = Field(default=24 * 3600.0, gt=0)
+    jwks_refetch_min_interval_s: float = Field(default=60.0, gt=0)
+    webhook_tolerance_s: int = Field(default=300, gt=0)
+
     migrations_dir: Path = PROJECT_ROOT / "migrations"
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)

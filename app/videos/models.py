@@ -52,3 +52,11 @@ class Video(SQLModel, table=True):
     created_at: datetime = timestamp_column("createdAt", default_factory=utcnow)
     updated_at: datetime = timestamp_column("updatedAt", default_factory=utcnow)
     completed_at: datetime | None = timestamp_column("completedAt", default=None)
+
+
+class EventSource(StrEnum):
+    API = "api"
+    DISPATCH = "dispatch"
+    WEBHOOK = "webhook"
+    POLL = "poll"
+    DEADLINE = "deadline"

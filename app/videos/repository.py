@@ -102,3 +102,104 @@ async def count_by_model_and_status(session: AsyncSession) -> dict[str, dict[str
     for slug, status, count in await session.execute(query):
         counts.setdefault(slug, {})[status] = count
     return counts
+
+
+RECORD_EVENT = text(
+    'INSERT INTO "videoEvents" ("videoId", "status", "source") VALUES (:video_id, :status, :source)'
+)
+
+
+async def record_event(
+    session: AsyncSession, video_id: uuid.UUID, status: str, source: str
+) -> None:
+    await session.execute(RECORD_EVENT, {"video_id": video_id, "status": status, "source": source})
+
+
+async def get_by_fal_request_id(session: AsyncSession, request_id: str) -> Video | None:
+    query = select(Video).where(col(Video.fal_request_id) == request_id)
+    return (
+        await session.execute(query.execution_options(populate_existing=True))
+    ).scalar_one_or_none()
+
+
+# Claims lease a row by pushing "nextAttemptAt" into the future and committing: other
+# workers (in any replica) skip it until the lease ends, without a transaction held open
+# while we talk to Fal. SKIP LOCKED keeps concurrent claimers from queueing on each other.
+CLAIM_DUE = """
+    UPDATE "videos" v SET
+        "nextAttemptAt" = now() + make_interval(secs => :lease_s),
+        {counter} = v.{counter} + 1,
+        "updatedAt" = now()
+    WHERE v."id" IN (
+        SELECT "id" FROM "videos"
+        WHERE {condition}
+          AND ("nextAttemptAt" IS NULL OR "nextAttemptAt" <= now())
+        ORDER BY "createdAt"
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING v.*
+"""
+CLAIM_ONE_PENDING = text(
+    CLAIM_DUE.format(counter='"submitAttempts"', condition='"status" = \'pending\' AND "id" = :id')
+)
+CLAIM_PENDING = text(
+    CLAIM_DUE.format(counter='"submitAttempts"', condition="\"status\" = 'pending'")
+)
+CLAIM_STALE = text(
+    CLAIM_DUE.format(
+        counter='"pollAttempts"',
+        condition="\"status\" IN ('queued', 'processing') AND \"falRequestId\" IS NOT NULL "
+        'AND COALESCE("lastEventAt", "updatedAt") <= now() - make_interval(secs => :quiet_s)',
+    )
+)
+CLAIM_OVERDUE = text(
+    CLAIM_DUE.format(
+        counter='"pollAttempts"',
+        condition="\"status\" IN ('pending', 'queued', 'processing') "
+        'AND "createdAt" <= now() - make_interval(secs => :deadline_s)',
+    )
+)
+
+
+async def _claim(session: AsyncSession, statement: Any, **params: Any) -> list[Video]:
+    query = select(Video).from_statement(statement).execution_options(populate_existing=True)
+    return list((await session.execute(query, params)).scalars())
+
+
+async def claim_pending(
+    session: AsyncSession, *, lease_s: float, limit: int, video_id: uuid.UUID | None = None
+) -> list[Video]:
+    """Pending jobs due for (re)submission, leased to the caller."""
+    if video_id is not None:
+        return await _claim(session, CLAIM_ONE_PENDING, id=video_id, lease_s=lease_s, limit=1)
+    return await _claim(session, CLAIM_PENDING, lease_s=lease_s, limit=limit)
+
+
+async def claim_stale(
+    session: AsyncSession, *, quiet_s: float, lease_s: float, limit: int
+) -> list[Video]:
+    """Queued / processing jobs we have had no news of for `quiet_s`, leased to the caller."""
+    return await _claim(session, CLAIM_STALE, quiet_s=quiet_s, lease_s=lease_s, limit=limit)
+
+
+async def claim_overdue(
+    session: AsyncSession, *, deadline_s: float, lease_s: float, limit: int
+) -> list[Video]:
+    """Unfinished jobs older than the deadline."""
+    return await _claim(session, CLAIM_OVERDUE, deadline_s=deadline_s, lease_s=lease_s, limit=limit)
+
+
+async def set_fields(session: AsyncSession, video_id: uuid.UUID, **values: Any) -> None:
+    """Bookkeeping that is not a status change (queue position, retry time, news time)."""
+    await session.execute(
+        update(Video).where(col(Video.id) == video_id).values(updated_at=utcnow(), **values)
+    )
+
+
+async def list_events(session: AsyncSession, video_id: uuid.UUID) -> list[tuple[str, str]]:
+    result = await session.execute(
+        text('SELECT "status", "source" FROM "videoEvents" WHERE "videoId" = :id ORDER BY "id"'),
+        {"id": video_id},
+    )
+    return [(row[0], row[1]) for row in result]

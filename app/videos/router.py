@@ -3,7 +3,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app.catalog.service import ModelNotFound
@@ -14,6 +14,7 @@ from app.core.pagination import InvalidCursor
 from app.credits.service import InsufficientCredits
 from app.users.deps import CurrentUser
 from app.videos import repository, service
+from app.videos.dispatch import Dispatcher
 from app.videos.models import VideoStatus
 from app.videos.schemas import VideoCreate, VideoPublic, VideosPage
 from app.videos.state import is_terminal
@@ -42,8 +43,11 @@ async def create_video(
     session: SessionDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey,
+    background: BackgroundTasks,
 ) -> Response:
     """Charge for and queue a video. Retries with the same Idempotency-Key replay the answer."""
+
+    created: list[uuid.UUID] = []
 
     async def operation(fingerprint: str) -> tuple[int, VideoPublic]:
         video = await service.create_video(
@@ -54,12 +58,18 @@ async def create_video(
             fingerprint=fingerprint,
             settings=settings,
         )
+        created.append(video.id)
         return 202, video
 
     outcome = await run_once(
         session, request, scope=f"user:{user.id}", key=idempotency_key, body=body,
         operation=operation,
     )  # fmt: skip
+    dispatcher: Dispatcher | None = request.app.state.dispatcher
+    if created and dispatcher is not None:
+        # Runs after the response, hence after the commit: the pending row is the outbox, and
+        # if this process dies first, the reconciler submits it.
+        background.add_task(dispatcher.submit, created[0])
     return outcome.response()
 
 
@@ -93,9 +103,19 @@ async def get_video(video_id: uuid.UUID, user: CurrentUser, session: SessionDep)
     response_model=VideoPublic,
     responses=problem_responses(Unauthorized, service.VideoNotFound, service.VideoNotCancelable),
 )
-async def cancel_video(video_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> VideoPublic:
+async def cancel_video(
+    video_id: uuid.UUID,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    background: BackgroundTasks,
+) -> VideoPublic:
     """Cancel a job that has not finished; its credits are refunded once."""
-    video, _ = await service.cancel_video(session, user.id, video_id)
+    video, row = await service.cancel_video(session, user.id, video_id)
+    dispatcher: Dispatcher | None = request.app.state.dispatcher
+    if row.fal_request_id and dispatcher is not None:
+        endpoint = await service.fal_endpoint_of(session, row)
+        background.add_task(dispatcher.cancel_quietly, endpoint, row.fal_request_id)
     return video
 
 

@@ -5,7 +5,7 @@ conditional UPDATE and writes the refund for `failed` / `canceled` in the same t
 """
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,9 +16,10 @@ from app.core.errors import AppError, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.credits import service as credits
 from app.credits.models import CreditKind
+from app.fal.results import FalOutcome
 from app.users.models import User
 from app.videos import repository
-from app.videos.models import Video, VideoStatus
+from app.videos.models import EventSource, Video, VideoStatus
 from app.videos.schemas import VideoCreate, VideoPublic, VideosPage
 from app.videos.state import ALLOWED_FROM, REFUNDED, TERMINAL
 from app.videos.validation import normalize
@@ -96,11 +97,16 @@ async def create_video(
         reason=f"video {model.slug} {request.duration}s",
         video_id=video.id,
     )
+    await repository.record_event(session, video.id, VideoStatus.PENDING, EventSource.API)
     return VideoPublic.of(video, model.slug)
 
 
 async def change_status(
-    session: AsyncSession, video_id: uuid.UUID, target: VideoStatus, **values: Any
+    session: AsyncSession,
+    video_id: uuid.UUID,
+    target: VideoStatus,
+    source: EventSource,
+    **values: Any,
 ) -> Video | None:
     """Move a video to `target` if the state machine allows it from where it is now.
 
@@ -113,6 +119,8 @@ async def change_status(
     video = await repository.update_if_status(
         session, video_id, ALLOWED_FROM[target], status=target, **values
     )
+    if video is not None:
+        await repository.record_event(session, video_id, target, source)
     if video is not None and target in REFUNDED and video.credits_charged > 0:
         await credits.move_credits(
             session,
@@ -140,7 +148,7 @@ async def cancel_video(
     found = await repository.get_for_user(session, video_id, user_id)
     if found is None:
         raise VideoNotFound(f"no video {video_id}")
-    video = await change_status(session, video_id, VideoStatus.CANCELED)
+    video = await change_status(session, video_id, VideoStatus.CANCELED, EventSource.API)
     if video is None:
         current = await repository.get(session, video_id)
         status = current.status if current else "unknown"
@@ -165,3 +173,49 @@ async def list_videos(
         data=[VideoPublic.of(video, slug) for video, slug in page],
         next_cursor=encode_cursor(last.created_at, last.id) if more and last else None,
     )
+
+
+async def finish_from_fal(
+    session: AsyncSession, video_id: uuid.UUID, outcome: FalOutcome, source: EventSource
+) -> Video | None:
+    """Record Fal's final word: completed with the video, or failed (and refunded).
+
+    None when the job had already finished: duplicates and late deliveries change nothing.
+    """
+    if outcome.succeeded:
+        return await change_status(
+            session,
+            video_id,
+            VideoStatus.COMPLETED,
+            source,
+            video_url=outcome.video_url,
+            video_metadata=outcome.video_metadata,
+            queue_position=None,
+            last_event_at=utcnow(),
+        )
+    return await change_status(
+        session,
+        video_id,
+        VideoStatus.FAILED,
+        source,
+        error_code=outcome.error_code,
+        error_message=outcome.error_message,
+        queue_position=None,
+        last_event_at=utcnow(),
+    )
+
+
+async def finish_by_fal_request(
+    session: AsyncSession, fal_request_id: str, outcome: FalOutcome
+) -> Literal["applied", "duplicate", "unknown"]:
+    """A webhook's outcome for the job Fal knows as `fal_request_id`."""
+    video = await repository.get_by_fal_request_id(session, fal_request_id)
+    if video is None:
+        return "unknown"
+    finished = await finish_from_fal(session, video.id, outcome, EventSource.WEBHOOK)
+    return "applied" if finished is not None else "duplicate"
+
+
+async def fal_endpoint_of(session: AsyncSession, video: Video) -> str:
+    model = await catalog.get_by_id(session, video.model_id)
+    return model.fal_endpoint

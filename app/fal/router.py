@@ -1,0 +1,52 @@
+import json
+import logging
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from app.core.deps import SessionDep, SettingsDep
+from app.core.errors import AppError, problem_responses
+from app.fal import results, webhooks
+from app.videos import service as videos
+
+router = APIRouter(tags=["webhooks"])
+logger = logging.getLogger(__name__)
+
+
+class MalformedWebhook(AppError):
+    status, code, title = 400, "malformed_webhook", "Malformed webhook body"
+
+
+class WebhookAck(BaseModel):
+    result: Literal["applied", "duplicate", "unknown"]
+
+
+@router.post(
+    "/api/webhooks/fal",
+    response_model=WebhookAck,
+    responses=problem_responses(webhooks.InvalidWebhook, MalformedWebhook),
+)
+async def fal_webhook(request: Request, session: SessionDep, settings: SettingsDep) -> WebhookAck:
+    """Fal's result delivery. Verified (Ed25519, JWKS, timestamp) before anything is read.
+
+    Duplicates and deliveries for finished jobs are 200 no-ops; so are unknown request ids
+    (logged), since Fal would otherwise retry them for hours.
+    """
+    body = await request.body()
+    jwks: webhooks.JwksCache = request.app.state.jwks
+    verified = await webhooks.verify(
+        request.headers, body, jwks, tolerance_s=settings.webhook_tolerance_s
+    )
+    try:
+        payload = json.loads(body)
+    except ValueError as error:
+        raise MalformedWebhook("body is not JSON") from error
+    if not isinstance(payload, dict) or payload.get("request_id") != verified.request_id:
+        raise MalformedWebhook("body request_id does not match the signed request id")
+    outcome = results.from_webhook(payload)
+    result = await videos.finish_by_fal_request(session, verified.request_id, outcome)
+    if result == "unknown":
+        logger.warning("webhook for unknown Fal request %s ignored", verified.request_id)
+    request.app.state.webhook_outcomes[result] += 1
+    return WebhookAck(result=result)
