@@ -32,7 +32,7 @@ from app.ops.audit import run_audit
 from app.ops.backup import latest_valid_backup
 from app.ops.backup_cli import backup_app
 from app.ops.console import fail
-from app.ops.localpg import LocalPostgres, LocalPostgresError
+from app.ops.localpg import LocalPostgres, LocalPostgresError, free_port, port_is_free
 from app.users.service import create_user, find_user
 from app.videos import repository as videos_repository
 from app.videos.models import VideoStatus
@@ -240,14 +240,15 @@ async def ensure_database(server_url: str, name: str) -> None:
 
 
 def start_dev_postgres() -> tuple[LocalPostgres, str]:
-    server = LocalPostgres(DEV_DATA_DIR, DEV_PG_PORT)
+    # The usual port, unless something else (another checkout's dev server) holds it.
+    server = LocalPostgres(DEV_DATA_DIR, DEV_PG_PORT if port_is_free(DEV_PG_PORT) else free_port())
     if not (server.data_dir.exists() or server.can_use(server.data_dir.parent)):
         # As root the server runs as `postgres`, which may not reach a checkout in a private
         # directory; keep the data in a per-checkout directory it can reach instead.
         digest = hashlib.sha256(str(PROJECT_ROOT).encode()).hexdigest()[:12]
         server.data_dir = Path(tempfile.gettempdir()) / f"vidgen-dev-{digest}" / "postgres"
         typer.echo(f"note: {DEV_DATA_DIR.parent} is not reachable by user `{server.run_as}`")
-    typer.echo(f"starting local PostgreSQL in {server.data_dir} on 127.0.0.1:{DEV_PG_PORT}")
+    typer.echo(f"starting local PostgreSQL in {server.data_dir} on 127.0.0.1:{server.port}")
     server.start()
     asyncio.run(ensure_database(server.url, DEV_DATABASE))
     return server, server.url_for(DEV_DATABASE)

@@ -19,6 +19,7 @@ from app.ops import health
 from app.ops.migrate import load_migrations
 from app.users import router as users_router
 from app.videos import router as videos_router
+from app.videos import uploads
 from app.videos.dispatch import Dispatcher
 from app.videos.reconciler import Reconciler
 
@@ -70,5 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(credits_router.router)
     app.include_router(catalog_router.router)
     app.include_router(videos_router.router)
+    app.include_router(uploads.router)
     app.include_router(fal_router.router)
     return app

@@ -45,6 +45,15 @@ def free_port() -> int:
         return port
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 @dataclass
 class LocalPostgres:
     data_dir: Path
@@ -103,7 +112,9 @@ class LocalPostgres:
                 "--encoding=UTF8", "--locale=C.UTF-8",
             )  # fmt: skip
         if self.is_running():
-            return  # left running by an earlier `vidgen dev`; reuse it
+            # Left running by an earlier `vidgen dev`: reuse it, on the port it listens on.
+            self.port = int((self.data_dir / "postmaster.pid").read_text().splitlines()[3])
+            return
         options = [
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",

@@ -89,7 +89,7 @@ async def test_deploy_on_empty_database_builds_the_designed_schema(empty_databas
     defaults = await fetch_col(
         empty_database_url,
         """SELECT column_default FROM information_schema.columns
-           WHERE column_name = 'id' AND table_schema = 'public'
+           WHERE column_name = 'id' AND table_schema = 'public' AND is_identity = 'NO'
              AND table_name <> '_prisma_migrations'""",
     )
     assert defaults and all(d == "gen_random_uuid()" for d in defaults)

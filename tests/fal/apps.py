@@ -1,0 +1,98 @@
+"""Running the real service (`vidgen serve`, a real uvicorn) against the Fal simulator."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.fal.simulator.process import SimulatorProcess
+from app.ops.localpg import free_port
+from tests.conftest import ADMIN_TOKEN
+from tests.helpers import VIDGEN
+
+# Short intervals so faults heal within a test; each is an ordinary setting.
+FAST_RECONCILER = {
+    "RECONCILE_INTERVAL_S": "0.2",
+    "POLL_AFTER_S": "1.0",
+    "SUBMIT_BACKOFF_S": "0.2",
+    "SUBMIT_MAX_ATTEMPTS": "8",
+    "CLAIM_LEASE_S": "5",
+    "JOB_DEADLINE_S": "120",
+    "MAX_ACTIVE_JOBS_PER_USER": "1000",
+}
+
+
+class AppProcess:
+    """One replica: `vidgen serve` in a child process, configured for the simulator."""
+
+    def __init__(
+        self, database_url: str, simulator: SimulatorProcess, log_dir: Path, **settings: str
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_file = log_dir / f"app-{self.port}.log"
+        self.env = {
+            **os.environ,
+            **simulator.client_env(),
+            "DATABASE_URL": database_url,
+            "APP_ENV": "test",
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "FAL_JWKS_URL": simulator.jwks_url,
+            "FAL_STORAGE_URL": simulator.base_url,
+            "PUBLIC_BASE_URL": self.url,
+            **FAST_RECONCILER,
+            **settings,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "AppProcess":
+        command = [VIDGEN, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app exited: {self.log_file.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)  # waiting for a server to come up, not synchronising a test
+        raise RuntimeError(f"app did not become healthy: {self.log_file.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no chance to finish anything in flight."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+async def wait_until(
+    probe: Any, *, within: float, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    """Poll `probe()` (async) until it returns something truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}; last: {value!r}")
+        await asyncio.sleep(interval)
