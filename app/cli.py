@@ -8,6 +8,7 @@ import sys
 import tempfile
 import uuid
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,7 @@ from app.ops.backup import latest_valid_backup
 from app.ops.backup_cli import backup_app
 from app.ops.console import fail
 from app.ops.localpg import LocalPostgres, LocalPostgresError, free_port, port_is_free
+from app.ops.maintenance import set_maintenance
 from app.users.service import create_user, find_user
 from app.videos import repository as videos_repository
 from app.videos.models import VideoStatus
@@ -209,6 +211,31 @@ def models_status() -> None:
             f"{model.slug:<28} {state:<9} {model.credits_per_second:>9} "
             + " ".join(f"{jobs.get(s, 0):>10}" for s in statuses)
         )
+
+
+class Switch(StrEnum):
+    ON = "on"
+    OFF = "off"
+
+
+async def _set_maintenance(enabled: bool, reason: str | None) -> None:
+    engine = create_engine(get_settings())
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            await set_maintenance(session, enabled, reason)
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def maintenance(
+    state: Switch, reason: Annotated[str | None, typer.Option(help="shown to operators")] = None
+) -> None:
+    """Pause writes on every replica (503 + Retry-After) or resume them; reads keep working."""
+    database_url()
+    asyncio.run(_set_maintenance(state is Switch.ON, reason))
+    refresh = get_settings().maintenance_refresh_s
+    typer.echo(f"maintenance {state.value}: every replica follows within {refresh:g}s")
 
 
 @app.command()

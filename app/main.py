@@ -1,6 +1,5 @@
 """create_app(): settings, database, routers, error handlers, lifespan."""
 
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,11 +10,16 @@ from app.catalog import router as catalog_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers, install_problem_openapi
+from app.core.logging import configure_logging
+from app.core.middleware import ALWAYS_WRITABLE, RequestMiddleware
 from app.credits import router as credits_router
 from app.fal import router as fal_router
 from app.fal.client import FalGateway
 from app.fal.webhooks import JwksCache
 from app.ops import health
+from app.ops import router as ops_router
+from app.ops.maintenance import MaintenanceFlag, MaintenanceMode
+from app.ops.metrics import Metrics
 from app.ops.migrate import load_migrations
 from app.users import router as users_router
 from app.videos import router as videos_router
@@ -34,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
         app.state.migration_files = load_migrations(settings.migrations_dir)
-        app.state.webhook_outcomes = Counter[str]()
+        app.state.maintenance.sessions = app.state.sessions
         app.state.jwks = JwksCache(
             settings.fal_jwks_url,
             ttl_s=settings.jwks_cache_s,
@@ -43,9 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reconciler: Reconciler | None = None
         app.state.dispatcher = None
         if settings.dispatch_enabled:
-            dispatcher = Dispatcher(app.state.sessions, FalGateway(settings), settings)
+            gateway = FalGateway(settings, metrics)
+            dispatcher = Dispatcher(app.state.sessions, gateway, settings)
             app.state.dispatcher = dispatcher
-            reconciler = Reconciler(dispatcher, settings.reconcile_interval_s)
+            reconciler = Reconciler(dispatcher, settings.reconcile_interval_s, metrics)
             reconciler.start()
         app.state.reconciler = reconciler
         try:
@@ -55,7 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await reconciler.stop()
             await engine.dispose()
 
+    configure_logging()
+    metrics = Metrics()
     app = FastAPI(title="vidgen", version="0.1.0", lifespan=lifespan)
+    app.state.metrics = metrics
+    # The flag's sessions are attached at startup, when the engine exists.
+    app.state.maintenance = MaintenanceFlag(None, settings.maintenance_refresh_s)  # type: ignore[arg-type]
+    app.add_middleware(RequestMiddleware, metrics=metrics, maintenance=app.state.maintenance)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -65,8 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Idempotent-Replayed", "X-Request-Id", "Retry-After"],
         )
     install_error_handlers(app)
-    install_problem_openapi(app)
+    install_problem_openapi(app, write_errors=(MaintenanceMode,), always_writable=ALWAYS_WRITABLE)
     app.include_router(health.router)
+    app.include_router(ops_router.router)
     app.include_router(users_router.router)
     app.include_router(credits_router.router)
     app.include_router(catalog_router.router)

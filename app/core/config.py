@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     jwks_refetch_min_interval_s: float = Field(default=60.0, gt=0)
     webhook_tolerance_s: int = Field(default=300, gt=0)
 
+    # Maintenance mode is re-read from the database this often by every replica.
+    maintenance_refresh_s: float = Field(default=2.0, gt=0)
+    # When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_token: str | None = None
+
     migrations_dir: Path = PROJECT_ROOT / "migrations"
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)

@@ -104,8 +104,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
 
 
-def install_problem_openapi(app: FastAPI) -> None:
-    """Make the spec say what the handlers do: validation errors are problem+json too."""
+def install_problem_openapi(
+    app: FastAPI,
+    *,
+    write_errors: tuple[type[AppError], ...] = (),
+    always_writable: frozenset[str] = frozenset(),
+) -> None:
+    """Make the spec say what the handlers and middleware do: validation errors are
+    problem+json too, and writes may meet `write_errors` (maintenance mode)."""
     from fastapi.openapi.utils import get_openapi
 
     def openapi() -> dict[str, Any]:
@@ -117,8 +123,11 @@ def install_problem_openapi(app: FastAPI) -> None:
         components["Problem"] = Problem.model_json_schema(
             ref_template="#/components/schemas/{model}"
         )
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
+        for route, path in schema.get("paths", {}).items():
+            for method, operation in path.items():
+                if method in {"post", "put", "patch", "delete"} and route not in always_writable:
+                    for status, entry in problem_responses(*write_errors).items():
+                        operation["responses"].setdefault(str(status), entry)
                 response = operation.get("responses", {}).get("422")
                 if response and "problem+json" not in str(response.get("content")):
                     response["content"] = {PROBLEM_JSON: {"schema": problem_ref}}

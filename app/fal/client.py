@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from app.core.config import Settings
+from app.ops.metrics import Metrics
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
@@ -48,7 +49,8 @@ def _load_fal_client(settings: Settings) -> ModuleType:
 
 
 class FalGateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self._metrics = metrics
         self._fal = _load_fal_client(settings)
         self._timeout = settings.fal_timeout_s
         self._client = self._fal.AsyncClient(key=settings.fal_key, default_timeout=self._timeout)
@@ -58,21 +60,27 @@ class FalGateway:
         try:
             # fal-client retries 429s and transport errors itself; this bounds the whole call.
             return await asyncio.wait_for(call, timeout=self._timeout * 3)
-        except TimeoutError as error:
-            raise FalError(f"Fal {what} timed out", retryable=True) from error
-        except httpx.TransportError as error:
-            raise FalError(f"Fal {what}: {type(error).__name__}", retryable=True) from error
-        except self._fal.FalClientHTTPError as error:
-            status = int(error.status_code)
-            retryable = status >= 500 or status in RETRYABLE_STATUS
-            message = f"Fal {what} failed with HTTP {status}: {str(error)[:500]}"
-            raise FalError(message, retryable=retryable, status_code=status) from error
+        except (TimeoutError, httpx.TransportError, self._fal.FalClientHTTPError) as error:
+            failure = self._classify(what, error)
+            self._metrics.fal_errors.labels(what, str(failure.retryable).lower()).inc()
+            raise failure from error
+
+    def _classify(self, what: str, error: Exception) -> FalError:
+        if isinstance(error, TimeoutError):
+            return FalError(f"Fal {what} timed out", retryable=True)
+        if isinstance(error, httpx.TransportError):
+            return FalError(f"Fal {what}: {type(error).__name__}", retryable=True)
+        status = int(getattr(error, "status_code", 0))
+        retryable = status >= 500 or status in RETRYABLE_STATUS
+        message = f"Fal {what} failed with HTTP {status}: {str(error)[:500]}"
+        return FalError(message, retryable=retryable, status_code=status)
 
     async def submit(self, endpoint: str, arguments: dict[str, Any]) -> str:
         """Queue a request whose result Fal will post to our webhook; return its request id."""
-        handle = await self._call(
-            "submit", self._client.submit(endpoint, arguments, webhook_url=self.webhook_url)
-        )
+        with self._metrics.fal_submit_seconds.time():
+            handle = await self._call(
+                "submit", self._client.submit(endpoint, arguments, webhook_url=self.webhook_url)
+            )
         request_id: str = handle.request_id
         return request_id
 

@@ -48,5 +48,5 @@ async def fal_webhook(request: Request, session: SessionDep, settings: SettingsD
     result = await videos.finish_by_fal_request(session, verified.request_id, outcome)
     if result == "unknown":
         logger.warning("webhook for unknown Fal request %s ignored", verified.request_id)
-    request.app.state.webhook_outcomes[result] += 1
+    request.app.state.metrics.webhooks.labels(result).inc()
     return WebhookAck(result=result)

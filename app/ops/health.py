@@ -23,6 +23,7 @@ class Health(BaseModel):
     status: Literal["ok", "degraded", "unavailable"]
     database: Literal["ok", "unreachable"]
     migrations: MigrationCounts | None = None
+    maintenance: bool | None = None
 
 
 @router.get(
@@ -47,5 +48,11 @@ async def health(
         applied=len(status.applied), pending=len(status.pending) + len(status.modified)
     )
     ok = status.up_to_date
-    body = Health(status="ok" if ok else "degraded", database="ok", migrations=counts)
+    maintenance = await request.app.state.maintenance.enabled()
+    body = Health(
+        status="ok" if ok else "degraded",
+        database="ok",
+        migrations=counts,
+        maintenance=maintenance,
+    )
     return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ok else 503)

@@ -10,16 +10,17 @@ import contextlib
 import logging
 from collections import Counter
 
+from app.ops.metrics import Metrics
 from app.videos.dispatch import Dispatcher
 
 logger = logging.getLogger(__name__)
 
 
 class Reconciler:
-    def __init__(self, dispatcher: Dispatcher, interval_s: float) -> None:
+    def __init__(self, dispatcher: Dispatcher, interval_s: float, metrics: Metrics) -> None:
         self.dispatcher = dispatcher
         self.interval_s = interval_s
-        self.actions: Counter[str] = Counter()
+        self.metrics = metrics
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -28,7 +29,8 @@ class Reconciler:
         done["failed_overdue"] = await self.dispatcher.fail_overdue()
         done["submitted"] = await self.dispatcher.submit()
         done["polled"] = await self.dispatcher.poll_stale()
-        self.actions.update(done)
+        for action, count in done.items():
+            self.metrics.reconciler_actions.labels(action).inc(count)
         return done
 
     async def _loop(self) -> None:

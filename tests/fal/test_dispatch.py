@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from app.fal.simulator.process import SimulatorProcess
 from app.fal.simulator.signing import WEBHOOK_KEY_FILE
 from app.ops.audit import run_audit
-from tests.factories import ApiUser, create_user
+from tests.factories import ADMIN, ApiUser, create_user
 from tests.fal.apps import AppProcess, wait_until
 
 T2V = "kling-v2-master-t2v"
@@ -312,3 +312,28 @@ async def test_cancel_stops_the_fal_job_and_refunds_once(
     await wait_until(fal_canceled, within=10, what="Fal cancel call")
     assert await ledger(db, video["id"]) == [("debit", -140), ("refund", 140)]
     assert (await client.get("/api/credits", headers=user.auth)).json()["balance"] == 500
+
+
+async def test_maintenance_keeps_webhooks_flowing(
+    database_url: str, simulator: SimulatorProcess, tmp_path: Path, db: asyncpg.Connection
+) -> None:
+    app = AppProcess(
+        database_url, simulator, tmp_path, MAINTENANCE_REFRESH_S="0.1", POLL_AFTER_S="30"
+    ).start()
+    try:
+        async with httpx.AsyncClient(base_url=app.url, timeout=30) as client:
+            user = await create_user(client, credits=500)
+            video = await create(client, user, prompt="finishing during maintenance")
+            on = await client.post("/api/admin/maintenance", json={"enabled": True}, headers=ADMIN)
+            assert on.status_code == 200
+            refused = await client.post(
+                "/api/videos",
+                json={"model": T2V, "prompt": "not now"},
+                headers={**user.auth, "Idempotency-Key": "maintenance"},
+            )
+            assert refused.status_code == 503 and refused.json()["code"] == "maintenance"
+            done = await finished(client, user, video["id"])
+    finally:
+        app.stop()
+    assert done["status"] == "completed"
+    assert ("completed", "webhook") in await history(db, video["id"])

@@ -20,6 +20,7 @@ async def test_health_reports_database_and_migrations(
         "status": "ok",
         "database": "ok",
         "migrations": {"applied": applied, "pending": 0},
+        "maintenance": False,
     }
 
 
