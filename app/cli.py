@@ -22,7 +22,6 @@ from app.catalog.models import CatalogModel
 from app.core.config import PROJECT_ROOT, AppEnv, get_settings, to_libpq_url
 from app.core.db import create_engine, create_sessionmaker, unit_of_work
 from app.core.errors import AppError
-from app.core.security import hash_api_key, new_api_key
 from app.credits.models import CreditKind
 from app.credits.schemas import CreditGrant, CreditTransactionPublic
 from app.credits.service import DuplicateMovement, grant
@@ -35,7 +34,9 @@ from app.ops.backup_cli import backup_app
 from app.ops.console import fail
 from app.ops.localpg import LocalPostgres, LocalPostgresError, free_port, port_is_free
 from app.ops.maintenance import set_maintenance
-from app.users.service import create_user, find_user
+from app.ops.smoke import SmokeSuite
+from app.ops.smoke import render as render_smoke
+from app.users.service import create_user, find_by_email, find_user, rotate_api_key
 from app.videos import repository as videos_repository
 from app.videos.models import VideoStatus
 
@@ -239,6 +240,30 @@ def maintenance(
 
 
 @app.command()
+def smoke(
+    base_url: Annotated[str, typer.Option(help="e.g. https://staging.example.com")],
+    admin_token: Annotated[
+        str | None, typer.Option(help="default: ADMIN_TOKEN from the environment")
+    ] = None,
+    skip_video: bool = False,
+    video_timeout: float = 180.0,
+) -> None:
+    """The staging smoke suite: exit 0 only if every check passes."""
+    suite = SmokeSuite(
+        base_url.rstrip("/"),
+        admin_token or get_settings().admin_token,
+        skip_video=skip_video,
+        video_timeout_s=video_timeout,
+    )
+    results = asyncio.run(suite.run())
+    typer.echo(render_smoke(results))
+    failed = [r.name for r in results if not r.passed]
+    if failed:
+        fail(f"smoke FAILED: {', '.join(failed)}")
+    typer.echo("smoke passed")
+
+
+@app.command()
 def audit() -> None:
     """Check the ledger invariants; exit 1 and list the offending rows when one breaks."""
     report = asyncio.run(run_audit(database_url()))
@@ -297,12 +322,10 @@ async def _demo_user(credits: int) -> str:
     engine = create_engine(get_settings())
     try:
         async with unit_of_work(create_sessionmaker(engine)) as session:
-            try:
-                user = await find_user(session, DEMO_EMAIL)
-            except AppError:
+            user = await find_by_email(session, DEMO_EMAIL)
+            if user is None:
                 user, _ = await create_user(session, DEMO_EMAIL)
-            api_key = new_api_key()
-            user.api_key_hash = hash_api_key(api_key)
+            api_key = await rotate_api_key(session, user)
             request = CreditGrant(user_id=user.id, amount=credits, kind="grant", reason="demo")
             with contextlib.suppress(DuplicateMovement):
                 async with session.begin_nested():

@@ -5,6 +5,11 @@ from pydantic import BaseModel, EmailStr, Field
 
 class UserCreate(BaseModel):
     email: EmailStr = Field(max_length=320)
+    rotate_existing: bool = Field(
+        default=False,
+        description="if the email is taken: issue that user a new API key (the old one stops "
+        "working) and answer 200 instead of 409; for service accounts such as the smoke user",
+    )
 
 
 class UserCreated(BaseModel):

@@ -42,6 +42,19 @@ async def get_by_api_key(session: AsyncSession, api_key: str) -> User | None:
     return user
 
 
+async def find_by_email(session: AsyncSession, email: str) -> User | None:
+    query = select(User).where(col(User.email) == email.strip().lower()).with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def rotate_api_key(session: AsyncSession, user: User) -> str:
+    """A new key for `user`; the old one stops working when this commits."""
+    api_key = new_api_key()
+    user.api_key_hash = hash_api_key(api_key)
+    await session.flush()
+    return api_key
+
+
 async def find_user(session: AsyncSession, email_or_id: str) -> User:
     """A user by id or (case-insensitive) email, for operators."""
     try:
