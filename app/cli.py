@@ -7,6 +7,8 @@ import os
 import sys
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +18,7 @@ import asyncpg
 import typer
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.catalog.models import CatalogModel
@@ -51,6 +54,17 @@ DEV_DATABASE = "vidgen"
 DEV_SIMULATOR_DIR = PROJECT_ROOT / ".data" / "fal-simulator"
 DEMO_EMAIL = "demo@example.com"
 DEMO_CREDITS = 10_000
+
+
+@asynccontextmanager
+async def one_transaction() -> AsyncIterator[AsyncSession]:
+    """A command's unit of work, on an engine of its own that is closed afterwards."""
+    engine = create_engine(get_settings())
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 def database_url() -> str:
@@ -125,16 +139,12 @@ app.add_typer(credits_app, name="credits")
 
 async def _add_credits(user: str, amount: int, kind: CreditKind, reason: str | None,
                        period: str | None, key: str) -> CreditTransactionPublic:  # fmt: skip
-    engine = create_engine(get_settings())
-    try:
-        async with unit_of_work(create_sessionmaker(engine)) as session:
-            target = await find_user(session, user)
-            request = CreditGrant(
-                user_id=target.id, amount=amount, kind=kind, reason=reason, period=period
-            )
-            return CreditTransactionPublic.of(await grant(session, request, f"cli:{key}"))
-    finally:
-        await engine.dispose()
+    async with one_transaction() as session:
+        target = await find_user(session, user)
+        request = CreditGrant(
+            user_id=target.id, amount=amount, kind=kind, reason=reason, period=period
+        )
+        return CreditTransactionPublic.of(await grant(session, request, f"cli:{key}"))
 
 
 @credits_app.command("add")
@@ -168,12 +178,8 @@ app.add_typer(models_app, name="models")
 
 
 async def _sync_models() -> catalog.SyncResult:
-    engine = create_engine(get_settings())
-    try:
-        async with unit_of_work(create_sessionmaker(engine)) as session:
-            return await catalog.sync(session, catalog.load_catalog())
-    finally:
-        await engine.dispose()
+    async with one_transaction() as session:
+        return await catalog.sync(session, catalog.load_catalog())
 
 
 @models_app.command("sync")
@@ -187,13 +193,9 @@ def models_sync() -> None:
 
 
 async def _models_status() -> tuple[list[CatalogModel], dict[str, dict[str, int]]]:
-    engine = create_engine(get_settings())
-    try:
-        async with unit_of_work(create_sessionmaker(engine)) as session:
-            models = await catalog.list_all(session)
-            return models, await videos_repository.count_by_model_and_status(session)
-    finally:
-        await engine.dispose()
+    async with one_transaction() as session:
+        models = await catalog.list_all(session)
+        return models, await videos_repository.count_by_model_and_status(session)
 
 
 @models_app.command("status")
@@ -220,12 +222,8 @@ class Switch(StrEnum):
 
 
 async def _set_maintenance(enabled: bool, reason: str | None) -> None:
-    engine = create_engine(get_settings())
-    try:
-        async with unit_of_work(create_sessionmaker(engine)) as session:
-            await set_maintenance(session, enabled, reason)
-    finally:
-        await engine.dispose()
+    async with one_transaction() as session:
+        await set_maintenance(session, enabled, reason)
 
 
 @app.command()
@@ -319,20 +317,16 @@ def start_dev_simulator() -> SimulatorProcess:
 
 async def _demo_user(credits: int) -> str:
     """The demo user, with a fresh API key (keys are stored hashed, so old ones can't be shown)."""
-    engine = create_engine(get_settings())
-    try:
-        async with unit_of_work(create_sessionmaker(engine)) as session:
-            user = await find_by_email(session, DEMO_EMAIL)
-            if user is None:
-                user, _ = await create_user(session, DEMO_EMAIL)
-            api_key = await rotate_api_key(session, user)
-            request = CreditGrant(user_id=user.id, amount=credits, kind="grant", reason="demo")
-            with contextlib.suppress(DuplicateMovement):
-                async with session.begin_nested():
-                    await grant(session, request, "demo:initial-credits")
-            return api_key
-    finally:
-        await engine.dispose()
+    async with one_transaction() as session:
+        user = await find_by_email(session, DEMO_EMAIL)
+        if user is None:
+            user, _ = await create_user(session, DEMO_EMAIL)
+        api_key = await rotate_api_key(session, user)
+        request = CreditGrant(user_id=user.id, amount=credits, kind="grant", reason="demo")
+        with contextlib.suppress(DuplicateMovement):
+            async with session.begin_nested():
+                await grant(session, request, "demo:initial-credits")
+        return api_key
 
 
 def print_demo_instructions(api_key: str, port: int) -> None:
