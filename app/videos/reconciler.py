@@ -48,4 +48,5 @@ class Reconciler:
     async def stop(self) -> None:
         self._stop.set()
         if self._task is not None:
-            await self._task
+            # gather: a loop already cancelled by the server's shutdown is not an error here.
+            await asyncio.gather(self._task, return_exceptions=True)
