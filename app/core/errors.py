@@ -4,6 +4,7 @@ from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -112,8 +113,6 @@ def install_problem_openapi(
 ) -> None:
     """Make the spec say what the handlers and middleware do: validation errors are
     problem+json too, and writes may meet `write_errors` (maintenance mode)."""
-    from fastapi.openapi.utils import get_openapi
-
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
