@@ -1,13 +1,18 @@
 """Domain errors rendered as RFC 9457 problem+json with a stable `code`."""
 
+import logging
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -46,6 +51,23 @@ class Unauthorized(AppError):
 
 class Forbidden(AppError):
     status, code, title = 403, "forbidden", "Forbidden"
+
+
+class MalformedBody(AppError):
+    status, code, title = 400, "malformed_body", "Request body could not be parsed"
+
+
+class DatabaseUnavailable(AppError):
+    status, code, title = 503, "database_unavailable", "Database unavailable"
+
+
+def _is_connection_failure(error: Exception) -> bool:
+    if isinstance(error, DBAPIError):
+        cause = getattr(error.orig, "__cause__", None) or error.orig
+        return bool(error.connection_invalidated) or isinstance(
+            cause, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
+        )
+    return isinstance(error, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError)
 
 
 def problem_response(
@@ -95,14 +117,40 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: MalformedBody.code, 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
         return problem_response(
             exc.status_code, code, str(exc.detail), str(exc.detail), dict(exc.headers or {})
         )
 
+    async def on_database_error(_: Request, exc: Exception) -> JSONResponse:
+        # Handled here (not left to the server-error middleware) so the client gets a
+        # problem+json 503 it can retry, and keeps its connection.
+        if _is_connection_failure(exc):
+            return problem_response(
+                503, DatabaseUnavailable.code, DatabaseUnavailable.title,
+                "the database is unreachable; retry shortly", {"Retry-After": "5"},
+            )  # fmt: skip
+        logger.error("unhandled database error", exc_info=exc)
+        return problem_response(500, "internal_error", "Internal error", "an unexpected error")
+
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(OSError, on_database_error)
+    app.add_exception_handler(asyncpg.PostgresConnectionError, on_database_error)
+    app.add_exception_handler(asyncpg.InterfaceError, on_database_error)
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+
+
+def _document(responses: dict[str, Any], errors: list[type[AppError]]) -> None:
+    """Add problem responses, merging descriptions where the status is already there."""
+    for status, entry in problem_responses(*errors).items():
+        existing = responses.setdefault(str(status), entry)
+        if existing is not entry:
+            existing["description"] = f"{existing.get('description', '')}; {entry['description']}"
+            existing["content"] = entry["content"] | existing.get("content", {})
 
 
 def install_problem_openapi(
@@ -113,6 +161,7 @@ def install_problem_openapi(
 ) -> None:
     """Make the spec say what the handlers and middleware do: validation errors are
     problem+json too, and writes may meet `write_errors` (maintenance mode)."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
@@ -124,9 +173,18 @@ def install_problem_openapi(
         )
         for route, path in schema.get("paths", {}).items():
             for method, operation in path.items():
+                extra: list[type[AppError]] = []
+                if "requestBody" in operation:
+                    extra.append(MalformedBody)
+                if route != "/api/health":
+                    extra.append(DatabaseUnavailable)
                 if method in {"post", "put", "patch", "delete"} and route not in always_writable:
-                    for status, entry in problem_responses(*write_errors).items():
-                        operation["responses"].setdefault(str(status), entry)
+                    extra.extend(write_errors)
+                _document(operation["responses"], extra)
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("name") == "Idempotency-Key":
+                        # Optional in the signature only so that missing is our 400, not a 422.
+                        parameter["required"] = True
                 response = operation.get("responses", {}).get("422")
                 if response and "problem+json" not in str(response.get("content")):
                     response["content"] = {PROBLEM_JSON: {"schema": problem_ref}}

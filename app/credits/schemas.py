@@ -4,6 +4,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
+from app.core.text import Text
 from app.credits.models import CreditTransaction
 
 MAX_MOVEMENT = 10_000_000  # far above any real pack; stops typo'd amounts
@@ -15,14 +16,14 @@ class CreditGrant(BaseModel):
     user_id: uuid.UUID
     amount: int = Field(ge=-MAX_MOVEMENT, le=MAX_MOVEMENT)
     kind: Literal["purchase", "grant", "roll", "adjustment"]
-    period: str | None = Field(
+    period: Text | None = Field(
         default=None,
         min_length=1,
         max_length=32,
         pattern=r"^[!-~]+$",
         description="Required for (and only for) `roll`: the period credited, e.g. 2026-11",
     )
-    reason: str | None = Field(
+    reason: Text | None = Field(
         default=None,
         max_length=500,
         description="Free text; a `purchase` whose reason starts with `pack` counts as a pack",

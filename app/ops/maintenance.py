@@ -6,11 +6,12 @@ keep working (jobs already running still finish and refund correctly).
 
 import time
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import AppError
+from app.core.text import Text
 
 FLAG = "maintenance"
 READ = text('SELECT "enabled" FROM "appFlags" WHERE "key" = :key')
@@ -29,7 +30,7 @@ class MaintenanceMode(AppError):
 
 class MaintenanceState(BaseModel):
     enabled: bool
-    reason: str | None = None
+    reason: Text | None = Field(default=None, max_length=500)
 
 
 class MaintenanceFlag:

@@ -13,7 +13,10 @@ router = APIRouter(tags=["admin"])
     "/api/admin/users",
     status_code=201,
     response_model=UserCreated,
-    responses=problem_responses(Unauthorized, Forbidden, service.EmailTaken),
+    responses={
+        200: {"model": UserCreated, "description": "`rotate_existing`: the user's new key"},
+        **problem_responses(Unauthorized, Forbidden, service.EmailTaken),
+    },
 )
 async def create_user(
     body: UserCreate, response: Response, session: SessionDep, _: AdminPrincipal

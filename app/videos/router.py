@@ -21,6 +21,16 @@ from app.videos.state import is_terminal
 from app.videos.validation import VALIDATION_ERRORS
 
 router = APIRouter(tags=["videos"])
+# One server-sent event: `event: status`, `id`, and `data` holding a VideoPublic as JSON.
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "const": "status"},
+        "id": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["data"],
+}
 
 
 @router.post(
@@ -124,7 +134,7 @@ async def cancel_video(
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
             "description": "`event: status` with the video JSON on every change, until terminal",
         },
         **problem_responses(Unauthorized, service.VideoNotFound),

@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.text import Text
 from app.videos.models import Video, VideoStatus
 
 # Absolute bounds; each model's own (smaller) limits are checked by the service so the
@@ -14,16 +15,16 @@ MAX_PROMPT_CHARS = 20_000
 class VideoCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(max_length=100, description="a model id from GET /api/models")
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    image_url: str | None = Field(
+    model: Text = Field(max_length=100, description="a model id from GET /api/models")
+    prompt: Text = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    image_url: Text | None = Field(
         default=None,
         description="image-to-video only: an https URL, a data: image URI, or an upload's url",
     )
     duration: int | None = Field(default=None, gt=0, description="seconds; default: shortest")
-    aspect_ratio: str | None = Field(default=None, max_length=20)
-    resolution: str | None = Field(default=None, max_length=20)
-    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    aspect_ratio: Text | None = Field(default=None, max_length=20)
+    resolution: Text | None = Field(default=None, max_length=20)
+    negative_prompt: Text | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
 
 
