@@ -1,0 +1,708 @@
+"""Issue 7's benchmark: `.venv-test/bin/python -m bench.run [--quick] [--profile]`.
+
+Stands up a throwaway PostgreSQL 15 (normal durability), the Fal simulator and `vidgen serve`
+(1 and 2 workers), measures the raw-asyncpg floors and the API, prints a markdown table and
+writes bench/results/<date>.md, latest.md, latest.json and latest.png. See bench/README.md.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from app.core.config import Settings
+from app.core.security import hash_api_key
+from app.fal.simulator.process import SimulatorProcess
+from app.fal.simulator.signing import WEBHOOK_KEY_FILE, signed_message
+from app.main import create_app
+from app.ops.backup import DUMP_OPTIONS, find_pg_tool, tool_connection
+from bench import floor, inprocess, openloop, profile, report, sql, wrk
+from bench.harness import ADMIN_TOKEN, VIDGEN, AppServer, Cluster, peak_rss_mb, start_simulator
+from bench.measure import CpuMeter, RunResult
+
+RESULTS_DIR = Path(__file__).with_name("results")
+MODEL = "kling-v2-master-t2v"
+READS = {
+    "list": "/api/videos?limit=20",
+    "list ?status=failed": "/api/videos?limit=20&status=failed",
+    "balance": "/api/credits",
+}
+CREATE_BODY = json.dumps({"model": MODEL, "prompt": floor.PROMPT})
+GRANT = 2_000_000_000
+APP_SETTINGS = {
+    # Creates are measured with dispatch off: no Fal submission in the same process, so the
+    # figure is the request + database path alone (the reconciler is off with it).
+    "DISPATCH_ENABLED": "false",
+    # Pending jobs pile up during a run (nothing dispatches them): lift the per-user cap.
+    "MAX_ACTIVE_JOBS_PER_USER": "1000000000",
+}
+FAL_USER_ID = "fal-simulator-user"  # what bench/lua/webhook.lua sends
+# Deliveries per second no run here reaches: sizes the pre-created jobs so none runs out.
+FLOOR_WEBHOOK_BOUND = 10_000
+API_WEBHOOK_BOUND = 3_000
+INPROCESS_REQUESTS = 300
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    seconds: int
+    warmup: int
+    levels: tuple[int, ...]
+    webhook_concurrency: int
+    open_loop_seconds: int
+    read_seconds: int
+    read_rounds: int
+    history_small: int
+    history_large: int
+    background: int
+    backup_reps: int
+    profile: bool
+
+    @classmethod
+    def make(cls, quick: bool, profile: bool) -> "Plan":
+        if quick:
+            return cls(True, 3, 1, (1, 8, 32, 64), 32, 3, 2, 1, 10_000, 100_000, 20_000, 1, profile)
+        return cls(
+            False, 10, 2, (1, 8, 32, 64), 32, 10, 4, 2, 10_000, 1_000_000, 100_000, 2, profile
+        )
+
+    @property
+    def floor_webhook_jobs(self) -> int:
+        return FLOOR_WEBHOOK_BOUND * (self.seconds + self.warmup)
+
+    @property
+    def api_webhook_jobs(self) -> int:
+        return API_WEBHOOK_BOUND * self.seconds
+
+
+@dataclass
+class Users:
+    ids: list[uuid.UUID]
+    keys: list[str]
+
+    @property
+    def hashes(self) -> list[str]:
+        return [hash_api_key(k) for k in self.keys]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- seeding ----------------------------------------------------------------------------
+
+
+async def make_users(conn: asyncpg.Connection, label: str, count: int) -> Users:
+    keys = [f"vg_bench_{label}_{i}_{secrets.token_urlsafe(24)}" for i in range(count)]
+    emails = [f"bench-{label}-{i}@example.com" for i in range(count)]
+    rows = await conn.fetch(sql.INSERT_USERS, emails, [hash_api_key(k) for k in keys])
+    ids = [row["id"] for row in rows]
+    for user_id in ids:
+        await conn.fetchrow(
+            sql.APPLY_MOVEMENT.sql,
+            *sql.APPLY_MOVEMENT.args(
+                amount=GRANT,
+                packs=0,
+                user_id=user_id,
+                kind="grant",
+                idempotency_key=f"bench:grant:{user_id}",
+                reason="benchmark",
+                period=None,
+                video_id=None,
+            ),
+        )
+    return Users(ids, keys)
+
+
+async def seed_history(
+    conn: asyncpg.Connection, user_id: uuid.UUID, model_id: uuid.UUID, first: int, last: int
+) -> None:
+    """Finished videos first..last (one per second back from a fixed time) and their ledger."""
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    prefix = f"hist-{user_id}-"
+    await conn.execute(sql.SEED_HISTORY_VIDEOS, user_id, model_id, first, last, base, prefix)
+    await conn.execute(sql.SEED_HISTORY_LEDGER, user_id, first, last, base, prefix)
+
+
+async def reset_pending(dsn: str) -> None:
+    """Finish the jobs a create run left pending, so every run starts with few active jobs."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            """UPDATE "videos" SET "status" = 'completed', "completedAt" = now()
+               WHERE "status" = 'pending'"""
+        )
+    finally:
+        await conn.close()
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+
+def signer(simulator: SimulatorProcess) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(
+        (simulator.state_dir / WEBHOOK_KEY_FILE).read_bytes(), password=None
+    )
+    assert isinstance(key, Ed25519PrivateKey)
+    return key
+
+
+def sign_deliveries(key: Ed25519PrivateKey, prefix: str, count: int, out: Path) -> str:
+    """Signed deliveries for jobs <prefix>-1..count, split over wrk's two threads' files.
+
+    Signed exactly as tests/fal/test_dispatch.py `sign()` (and Fal) do, timestamped now.
+    """
+    timestamp = str(int(time.time()))
+    files = [(out / f"{prefix}.{t}").open("w") for t in (1, 2)]
+    try:
+        for request_id, n in floor.webhook_jobs(prefix, count):
+            body = floor.webhook_body(request_id, n)
+            message = signed_message(request_id, FAL_USER_ID, timestamp, body)
+            signature = key.sign(message).hex()
+            files[n % 2].write(f"{request_id}\t{timestamp}\t{signature}\t{body.decode()}\n")
+    finally:
+        for f in files:
+            f.close()
+    return str(out / prefix)
+
+
+async def finished_jobs(dsn: str, prefix: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        count: int = await conn.fetchval(
+            """SELECT count(*) FROM "videos" WHERE "falRequestId" LIKE $1
+               AND "status" IN ('completed', 'failed')""",
+            f"{prefix}-%",
+        )
+        return count
+    finally:
+        await conn.close()
+
+
+# --- the runs ---------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, plan: Plan, workdir: Path) -> None:
+        self.plan = plan
+        self.workdir = workdir
+        self.cluster = Cluster()
+        self.simulator: SimulatorProcess | None = None
+        self.data: dict[str, Any] = {
+            "create": {},
+            "open_loop": {},
+            "webhook": {},
+            "reads": {},
+            "backup": {},
+            "rss": {},
+            "profiles": {},
+        }
+
+    async def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        self.cluster.start()
+        try:
+            self.simulator = start_simulator(self.workdir / "simulator")
+            try:
+                await self.setup()
+                await self.floors()
+                for workers in (1, 2):
+                    await self.api(workers)
+                if self.plan.profile:
+                    await self.profile_in_process()
+                await self.monitor.close()
+                await self.reads()
+                self.backups()
+            finally:
+                self.simulator.stop()
+        finally:
+            self.cluster.destroy()
+        self.data["meta"] = meta(self.plan, time.monotonic() - started)
+        return self.data
+
+    # -- setup -------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        log("creating and migrating the databases")
+        self.dsn = await self.cluster.create_migrated("bench")
+        self.small_dsn = await self.cluster.create_migrated("bench_small")
+        self.list_dsn = await self.cluster.create_migrated("bench_list")
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            self.model_id = await conn.fetchval(
+                'SELECT "id" FROM "models" WHERE "slug" = $1', MODEL
+            )
+            self.creators = await make_users(conn, "create", 64)
+            hook_owners = await make_users(conn, "hook", 64)
+            background = await make_users(conn, "history", 1)
+            log(f"seeding {self.plan.background:,} finished videos and the webhook jobs")
+            await seed_history(conn, background.ids[0], self.model_id, 1, self.plan.background)
+            sets = {"floor-hook": self.plan.floor_webhook_jobs}
+            sets |= {"replay-hook": self.plan.floor_webhook_jobs}
+            sets |= {
+                "api1-hook": self.plan.api_webhook_jobs,
+                "api2-hook": self.plan.api_webhook_jobs,
+            }
+            if self.plan.profile:
+                sets |= {"prof-hook": self.plan.api_webhook_jobs}
+                sets |= {"inproc-hook": 3 * INPROCESS_REQUESTS}
+            for prefix, count in sets.items():
+                await conn.execute(sql.SEED_QUEUED, hook_owners.ids, self.model_id, prefix, count)
+            await conn.execute("VACUUM ANALYZE")
+            await conn.execute("CHECKPOINT")
+        finally:
+            await conn.close()
+        self.monitor = await asyncpg.connect(self.dsn)
+        self.keys_file = self.workdir / "api-keys.txt"
+        self.keys_file.write_text("\n".join(self.creators.keys) + "\n")
+
+    async def sessions(self) -> int:
+        """Connections ever opened to the bench database (PostgreSQL's own counter)."""
+        count: int = await self.monitor.fetchval(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        )
+        return count
+
+    def create_work(self, prefix: str) -> floor.CreateWork:
+        return floor.CreateWork(self.creators.ids, self.creators.hashes, self.model_id, prefix)
+
+    def pg_meter(self, **groups: Any) -> CpuMeter:
+        return CpuMeter({"postgres": self.cluster.backend_pids, **groups})
+
+    # -- floors ------------------------------------------------------------------------
+
+    async def floors(self) -> None:
+        plan = self.plan
+        runs = []
+        for c in plan.levels:
+            log(f"floor: create transaction over raw asyncpg, c={c}")
+            result = await floor.closed_loop(
+                "floor",
+                self.dsn,
+                c,
+                plan.seconds,
+                plan.warmup,
+                floor.create_floor(self.create_work(f"floor-c{c}")),
+                self.pg_meter(),
+            )
+            runs.append(result)
+            await reset_pending(self.dsn)
+        self.data["create"]["floor"] = runs
+        log("replay: every statement the API sends for a create, raw asyncpg, c=32")
+        self.data["create"]["replay"] = [
+            await floor.closed_loop(
+                "replay",
+                self.dsn,
+                32,
+                plan.seconds,
+                plan.warmup,
+                floor.create_replay(self.create_work("replay-c32")),
+                self.pg_meter(),
+            )
+        ]
+        await reset_pending(self.dsn)
+        c = plan.webhook_concurrency
+        for name, make, prefix in (
+            ("floor", floor.webhook_floor, "floor-hook"),
+            ("replay", floor.webhook_replay, "replay-hook"),
+        ):
+            log(f"{name}: webhook completion transaction over raw asyncpg, c={c}")
+            result = await floor.closed_loop(
+                name,
+                self.dsn,
+                c,
+                plan.seconds,
+                plan.warmup,
+                make(floor.webhook_jobs(prefix, plan.floor_webhook_jobs)),
+                self.pg_meter(),
+            )
+            self.data["webhook"][name] = result
+
+    # -- the API -----------------------------------------------------------------------
+
+    async def api(self, workers: int) -> None:
+        plan, label = self.plan, f"api-{workers}w"
+        assert self.simulator is not None
+        app = AppServer(self.dsn, self.simulator, self.workdir, workers, APP_SETTINGS).start()
+        try:
+            meter = self.pg_meter(app=lambda: [*app.worker_pids(), *app.supervisor_pids()])
+            runs = []
+            for c in plan.levels:
+                log(f"API ({workers} worker{'s' * (workers > 1)}): POST /api/videos, c={c}")
+                prefix = f"{label}-c{c}-{uuid.uuid4().hex[:6]}"
+                args = [str(self.keys_file), prefix, CREATE_BODY, str(wrk.threads_for(c))]
+                wrk.run("warmup", app.url, "create", [*args[:1], prefix + "w", *args[2:]],
+                        connections=c, seconds=plan.warmup, workdir=self.workdir)  # fmt: skip
+                before = await self.sessions()
+                result = wrk.run(label, app.url, "create", args, connections=c,
+                                 seconds=plan.seconds, meter=meter,
+                                 workdir=self.workdir)  # fmt: skip
+                result.new_connections = (await self.sessions() - before) / max(1, result.requests)
+                runs.append(result)
+                await reset_pending(self.dsn)
+            self.data["create"][label] = runs
+            await self.open_loop(app, label, max(r.rps for r in runs))
+            await self.webhooks(app, label, f"api{workers}-hook", meter)
+            if plan.profile and workers == 1:
+                await self.profile(app, label)
+            self.data["rss"][label] = [round(peak_rss_mb(p), 1) for p in app.worker_pids()]
+        finally:
+            app.stop()
+
+    async def open_loop(self, app: AppServer, label: str, peak: float) -> None:
+        rate = 0.7 * peak
+        log(f"API {label}: open loop at 70% of peak = {rate:.0f} req/s")
+        body = CREATE_BODY.encode()
+        keys = self.creators.keys
+        tag = uuid.uuid4().hex[:6]
+
+        def request(i: int) -> bytes:
+            return (
+                f"POST /api/videos HTTP/1.1\r\nHost: 127.0.0.1:{app.port}\r\n"
+                f"Authorization: Bearer {keys[i % len(keys)]}\r\n"
+                f"Idempotency-Key: ol-{tag}-{i}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+
+        result = await openloop.open_loop(
+            label,
+            "127.0.0.1",
+            app.port,
+            rate=rate,
+            seconds=self.plan.open_loop_seconds,
+            warmup=self.plan.warmup,
+            make_request=request,
+            ok_status=202,
+        )
+        await reset_pending(self.dsn)
+        overhead, cpu_us = await openloop.client_overhead(
+            rate, min(5, self.plan.open_loop_seconds), request
+        )
+        self.data["open_loop"][label] = {
+            "rate": rate,
+            "peak": peak,
+            "result": result,
+            "client_null_server": overhead,
+            "client_cpu_us": round(cpu_us, 1),
+        }
+
+    async def webhooks(self, app: AppServer, label: str, prefix: str, meter: CpuMeter) -> None:
+        assert self.simulator is not None
+        c = self.plan.webhook_concurrency
+        log(f"API {label}: signed webhooks, c={c}")
+        jobs = self.plan.api_webhook_jobs
+        files = sign_deliveries(signer(self.simulator), prefix, jobs, self.workdir)
+        before = await self.sessions()
+        result = wrk.run(label, app.url, "webhook", [files], connections=c,
+                         seconds=self.plan.seconds, meter=meter, workdir=self.workdir)  # fmt: skip
+        result.new_connections = (await self.sessions() - before) / max(1, result.requests)
+        finished = await finished_jobs(self.dsn, prefix)
+        if finished < result.requests:
+            result.notes = f"only {finished} of {result.requests} deliveries finished a job"
+        self.data["webhook"][label] = result
+
+    async def profile(self, app: AppServer, label: str) -> None:
+        """py-spy (and perf, when installed) on one worker while wrk runs at c=32."""
+        assert self.simulator is not None
+        pid, seconds, rate = app.worker_pids()[0], self.plan.seconds, 200
+        out = self.profile_dir()
+        jobs = self.plan.api_webhook_jobs
+        hooks = sign_deliveries(signer(self.simulator), "prof-hook", jobs, self.workdir)
+        runs = {
+            "create-c32": ("create", [str(self.keys_file), f"prof-{uuid.uuid4().hex[:6]}",
+                                      CREATE_BODY, "2"]),
+            "webhook-c32": ("webhook", [hooks]),
+        }  # fmt: skip
+        for name, (lua, args) in runs.items():
+            log(f"profiling {label} with py-spy: {name}")
+            spy = profile.start(pid, out / f"{name}.pyspy.txt", seconds + 1, rate)
+            perf = profile.start_perf(pid, out / f"{name}.perf.data", seconds + 1)
+            await asyncio.sleep(0.5)
+            wrk.run("profile", app.url, lua, args, connections=32, seconds=seconds,
+                    workdir=self.workdir)  # fmt: skip
+            spy.wait()
+            if perf is not None:
+                perf.wait()
+                self.data["profiles"][f"{name} perf"] = profile.perf_by_object(
+                    out / f"{name}.perf.data"
+                )
+                (out / f"{name}.perf.data").unlink(missing_ok=True)
+            raw = out / f"{name}.pyspy.txt"
+            if raw.exists():
+                self.data["profiles"][name] = profile.summarize(raw, rate, seconds + 1)
+            await reset_pending(self.dsn)
+
+    def profile_dir(self) -> Path:
+        out = RESULTS_DIR / ("profile-quick" if self.plan.quick else "profile")
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
+    async def profile_in_process(self) -> None:
+        """The app called in this process (no HTTP): CPU per request and self time by package."""
+        assert self.simulator is not None
+        log("profiling in process (cProfile): creates, then webhooks")
+        # The app verifies webhooks against the simulator's JWKS, over the simulator's TLS.
+        os.environ["SSL_CERT_FILE"] = str(self.simulator.ca_file)
+        settings = Settings(
+            database_url=self.dsn,
+            app_env="production",
+            admin_token=ADMIN_TOKEN,
+            fal_key="bench:unused",
+            fal_jwks_url=self.simulator.jwks_url,
+            dispatch_enabled=False,
+            max_active_jobs_per_user=1_000_000_000,
+            _env_file=None,
+        )  # type: ignore[call-arg]
+        application = create_app(settings)
+        keys, body, tag = self.creators.keys, CREATE_BODY.encode(), uuid.uuid4().hex[:6]
+
+        def create(i: int) -> inprocess.Request:
+            headers = [
+                (b"authorization", f"Bearer {keys[i % len(keys)]}".encode()),
+                (b"idempotency-key", f"inproc-{tag}-{i}".encode()),
+                (b"content-type", b"application/json"),
+            ]
+            return "POST", "/api/videos", headers, body
+
+        key, stamp = signer(self.simulator), str(int(time.time()))
+
+        def webhook(i: int) -> inprocess.Request:
+            request_id = f"inproc-hook-{i + 1}"
+            payload = floor.webhook_body(request_id, i + 1)
+            signature = key.sign(signed_message(request_id, FAL_USER_ID, stamp, payload)).hex()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"x-fal-webhook-request-id", request_id.encode()),
+                (b"x-fal-webhook-user-id", FAL_USER_ID.encode()),
+                (b"x-fal-webhook-timestamp", stamp.encode()),
+                (b"x-fal-webhook-signature", signature.encode()),
+            ]
+            return "POST", "/api/webhooks/fal", headers, payload
+
+        async with application.router.lifespan_context(application):
+            for name, make, ok in (("create", create, 202), ("webhook", webhook, 200)):
+                self.data["profiles"][f"{name} in process"] = await inprocess.profile_requests(
+                    f"{name} in process", application, make, INPROCESS_REQUESTS, ok
+                )
+        await reset_pending(self.dsn)
+
+    # -- reads at 10k and 1M -----------------------------------------------------------
+
+    async def reads(self) -> None:
+        """The same reads against a 10k-video and a 1M-video database, alternating rounds.
+
+        Both servers run side by side and are measured in turns (10k, 1M, 10k, 1M, ...), so
+        a slow spell of the machine hits both sizes alike; each figure is the round with the
+        lowest p50.
+        """
+        plan = self.plan
+        assert self.simulator is not None
+        sizes = {
+            size_label(plan.history_small): (self.small_dsn, plan.history_small),
+            size_label(plan.history_large): (self.list_dsn, plan.history_large),
+        }
+        keys: dict[str, str] = {}
+        for size, (dsn, rows) in sizes.items():
+            log(f"reads: seeding {rows:,} videos and their ledger rows (INSERT ... SELECT)")
+            conn = await asyncpg.connect(dsn)
+            try:
+                model_id = await conn.fetchval('SELECT "id" FROM "models" WHERE "slug" = $1', MODEL)
+                reader = await make_users(conn, "reader", 1)
+                seeding = time.monotonic()
+                await seed_history(conn, reader.ids[0], model_id, 1, rows)
+                await conn.execute("VACUUM ANALYZE")
+                await conn.execute("CHECKPOINT")
+                keys[size] = reader.keys[0]
+                self.data["reads"][f"table {size}"] = {
+                    "videos": await conn.fetchval('SELECT count(*) FROM "videos"'),
+                    "ledger": await conn.fetchval('SELECT count(*) FROM "creditTransactions"'),
+                    "database": await conn.fetchval(
+                        "SELECT pg_size_pretty(pg_database_size(current_database()))"
+                    ),
+                    "seed_seconds": round(time.monotonic() - seeding, 1),
+                }
+            finally:
+                await conn.close()
+        apps = {
+            size: AppServer(dsn, self.simulator, self.workdir, 1, APP_SETTINGS)
+            for size, (dsn, _) in sizes.items()
+        }
+        try:
+            for app in apps.values():
+                app.start()
+            best: dict[str, dict[str, RunResult]] = {size: {} for size in sizes}
+            for round_number in range(plan.read_rounds):
+                for name, path in READS.items():
+                    for size, app in apps.items():
+                        log(f"reads round {round_number + 1}: GET {path} with {size} rows, c=1")
+                        run = self.read_run(app, keys[size], f"{name} {size}", path)
+                        if name not in best[size] or run.p50 < best[size][name].p50:
+                            best[size][name] = run
+            for size, runs in best.items():
+                self.data["reads"][size] = runs
+            for size, (dsn, _) in sizes.items():
+                for name in READS:
+                    log(f"reads: the same SQL over raw asyncpg, {name} with {size} rows, c=1")
+                    replay = await floor.closed_loop(
+                        f"{name} {size} SQL",
+                        dsn,
+                        1,
+                        max(1, plan.read_seconds // 2),
+                        0.5,
+                        floor.read_replay(name, hash_api_key(keys[size])),
+                    )
+                    self.data["reads"][size][f"{name} SQL"] = replay
+            self.data["rss"]["reads-1w"] = [
+                round(peak_rss_mb(p), 1) for app in apps.values() for p in app.worker_pids()
+            ]
+        finally:
+            for app in apps.values():
+                app.stop()
+
+    def read_run(self, app: AppServer, api_key: str, name: str, path: str) -> RunResult:
+        wrk.run("warmup", app.url, "get", [path, api_key], connections=1, seconds=1,
+                workdir=self.workdir)  # fmt: skip
+        return wrk.run(name, app.url, "get", [path, api_key], connections=1,
+                       seconds=self.plan.read_seconds, workdir=self.workdir)  # fmt: skip
+
+    # -- backups -----------------------------------------------------------------------
+
+    def backups(self) -> None:
+        plan = self.plan
+        pg_dump = find_pg_tool("pg_dump")
+        url, env = tool_connection(self.list_dsn)
+        dump = [str(pg_dump), *DUMP_OPTIONS, f"--dbname={url}"]
+        out = self.workdir / "backups"
+        out.mkdir(exist_ok=True)
+        log("backup: warming the page cache with one pg_dump > /dev/null")
+        started = time.perf_counter()
+        subprocess.run(dump, stdout=subprocess.DEVNULL, env=env, check=True)
+        dump_alone = time.perf_counter() - started
+        started = time.perf_counter()
+        subprocess.run([VIDGEN, "backup", "--help"], stdout=subprocess.DEVNULL, check=True)
+        startup = time.perf_counter() - started
+        quoted = " ".join(f"'{a}'" for a in dump)
+        commands = {
+            "pg_dump | gzip": f"set -o pipefail; {quoted} | gzip > {out}/bare.sql.gz",
+            "vidgen backup create": f"{VIDGEN} backup create",
+            "pg_dump | gzip -3": f"set -o pipefail; {quoted} | gzip -3 > {out}/bare3.sql.gz",
+        }
+        vidgen_env = {
+            **env,
+            "DATABASE_URL": self.list_dsn,
+            "BACKUP_DIR": str(out / "vidgen"),
+            "APP_ENV": "staging",
+        }
+        timings: dict[str, list[float]] = {name: [] for name in commands}
+        sizes: dict[str, int] = {}
+        for rep in range(plan.backup_reps):
+            for name, command in commands.items():
+                log(f"backup: {name} (run {rep + 1} of {plan.backup_reps})")
+                shutil.rmtree(out / "vidgen", ignore_errors=True)
+                started = time.perf_counter()
+                subprocess.run(["bash", "-c", command], env=vidgen_env, check=True,
+                               stdout=subprocess.DEVNULL)  # fmt: skip
+                timings[name].append(time.perf_counter() - started)
+                produced = [p for p in out.rglob("*.sql.gz") if name_matches(name, p)]
+                sizes[name] = produced[0].stat().st_size if produced else 0
+        self.data["backup"] = {
+            name: {"seconds": min(times), "runs": times, "bytes": sizes[name]}
+            for name, times in timings.items()
+        }
+        self.data["backup"]["pg_dump > /dev/null (warm-up)"] = {
+            "seconds": dump_alone,
+            "runs": [dump_alone],
+            "bytes": 0,
+        }
+        self.data["backup"]["vidgen backup --help (start-up)"] = {
+            "seconds": startup,
+            "runs": [startup],
+            "bytes": 0,
+        }
+
+
+def name_matches(name: str, path: Path) -> bool:
+    if name.startswith("vidgen"):
+        return path.parent.name == "vidgen"
+    return path.name == ("bare3.sql.gz" if name.endswith("-3") else "bare.sql.gz")
+
+
+def size_label(rows: int) -> str:
+    return f"{rows // 1_000_000}M" if rows >= 1_000_000 else f"{rows // 1000}k"
+
+
+def meta(plan: Plan, elapsed: float) -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    pg = subprocess.run(
+        [str(find_pg_tool("postgres")), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "mode": "quick" if plan.quick else "full",
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "postgres": pg,
+        "python": platform.python_version(),
+        "wrk": (wrk_version.stdout or wrk_version.stderr).split(" [")[0].strip(),
+        "elapsed_s": round(elapsed),
+        "plan": plan.__dict__,
+        "app_settings": APP_SETTINGS,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="~2.5 minutes: 3 s runs, 100k rows instead of 1M"
+    )
+    parser.add_argument("--profile", action="store_true", help="also sample a worker with py-spy")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where results go")
+    options = parser.parse_args()
+    wrk.require_wrk()
+    report.require_matplotlib()
+    if options.profile and profile.py_spy() is None:
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    plan = Plan.make(options.quick, options.profile)
+    workdir = Path(tempfile.mkdtemp(prefix="vidgen-bench-"))
+    try:
+        import uvloop
+
+        data = uvloop.run(Bench(plan, workdir).run())
+    except BaseException:
+        log(f"failed; logs kept in {workdir}")
+        raise
+    markdown = report.markdown(data)
+    print(markdown)
+    written = report.write(data, markdown, options.out)
+    log("wrote " + ", ".join(str(p) for p in written))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
