@@ -39,7 +39,9 @@ class Video(SQLModel, table=True):
     fal_request_id: str | None = column("falRequestId", default=None)
     queue_position: int | None = column("queuePosition", default=None)
     video_url: str | None = column("videoUrl", default=None)
-    video_metadata: dict[str, Any] | None = column("videoMetadata", default=None, sa_type=JSONB)
+    video_metadata: dict[str, Any] | None = column(
+        "videoMetadata", default=None, sa_type=JSONB(none_as_null=True)
+    )
     error_code: str | None = column("errorCode", default=None)
     error_message: str | None = column("errorMessage", default=None)
     credits_charged: int = column("creditsCharged")
