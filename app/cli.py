@@ -277,7 +277,15 @@ def serve(
     workers: int = 1,
 ) -> None:
     """Production server (uvicorn)."""
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers)
+    # access_log off: the app writes its own JSON access line (app/core/middleware.py).
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+    )
 
 
 async def ensure_database(server_url: str, name: str) -> None:
@@ -360,7 +368,7 @@ def dev(port: int = 8000, host: str = "127.0.0.1") -> None:
         os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
         get_settings.cache_clear()
         print_demo_instructions(asyncio.run(_demo_user(DEMO_CREDITS)), port)
-        uvicorn.run("app.main:create_app", factory=True, host=host, port=port)
+        uvicorn.run("app.main:create_app", factory=True, host=host, port=port, access_log=False)
     except (LocalPostgresError, ValidationError) as error:
         fail(str(error))
     finally:

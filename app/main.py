@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.catalog import router as catalog_router
+from app.catalog.service import ActiveModels
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers, install_problem_openapi
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
+        app.state.models = ActiveModels(settings.catalog_refresh_s)
         app.state.migration_files = load_migrations(settings.migrations_dir)
         app.state.maintenance.sessions = app.state.sessions
         app.state.jwks = JwksCache(

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -117,7 +118,7 @@ def create_floor(work: CreateWork) -> Operation:
         index, key = work.next()
         user_id = work.user_ids[index]
         async with conn.transaction():
-            await conn.execute(sql.LOCK_OWNER.sql, user_id)
+            await conn.execute(sql.LOCK_OWNER, user_id)
             video_id = await conn.fetchval(
                 sql.INSERT_VIDEO, user_id, work.model_id, PROMPT, 5, PRICE, key, "f" * 64
             )
@@ -131,37 +132,46 @@ def create_replay(work: CreateWork) -> Operation:
     async def operation(conn: asyncpg.Connection) -> None:
         index, key = work.next()
         user_id = work.user_ids[index]
-        await ping(conn)
+        await sql.USER_BY_KEY_HASH.fetchrow(conn, digest=work.key_hashes[index])
         async with conn.transaction():
-            await conn.fetchrow(sql.USER_BY_KEY_HASH, work.key_hashes[index])
-            await conn.execute("SET LOCAL lock_timeout = 10000")
-            claim = await conn.fetchval(
-                sql.CLAIM_KEY.sql,
-                f"user:{user_id}",
-                key,
-                "POST",
-                "/api/videos",
-                "f" * 64,
+            claim = await sql.CLAIM_KEY.fetchval(
+                conn,
+                scope=f"user:{user_id}",
+                key=key,
+                method="POST",
+                path="/api/videos",
+                fingerprint="f" * 64,
+                wait_ms="10000",
             )
-            await conn.execute("SET LOCAL lock_timeout = 0")
-            await conn.fetchrow(sql.MODEL_BY_SLUG, "kling-v2-master-t2v")
-            await conn.execute(sql.LOCK_OWNER.sql, user_id)
-            await conn.fetchval(sql.COUNT_ACTIVE.sql, user_id, ACTIVE)
-            video_id = await conn.fetchval(
-                sql.INSERT_VIDEO, user_id, work.model_id, PROMPT, 5, PRICE, key, "f" * 64
+            await sql.LOCK_AND_UNBOUND.fetchval(conn, user_id=user_id)
+            video_id = uuid.uuid4()
+            created = await sql.CREATE_VIDEO.fetchrow(
+                conn,
+                user_id=user_id,
+                active_statuses=ACTIVE,
+                max_active=1_000_000_000,
+                amount=-PRICE,
+                id=video_id,
+                model_id=work.model_id,
+                kind="text-to-video",
+                prompt=PROMPT,
+                negative_prompt=None,
+                image_url=None,
+                duration=5,
+                aspect_ratio="16:9",
+                resolution=None,
+                seed=None,
+                idempotency_key=key,
+                fingerprint="f" * 64,
+                now=datetime.now(UTC),
+                debit_key=f"video:{video_id}:debit",
+                reason="video kling-v2-master-t2v 5s",
+                claim_id=claim,
+                response=RESPONSE_BODY,
             )
-            moved = await conn.fetchrow(sql.APPLY_MOVEMENT.sql, *debit_args(user_id, video_id))
-            assert moved is not None, "balance exhausted"
-            await conn.execute(sql.RECORD_EVENT.sql, video_id, "pending", "api")
-            await conn.execute(sql.RECORD_RESPONSE.sql, 202, RESPONSE_BODY, claim)
+            assert created is not None and created["created"], "balance exhausted"
 
     return operation
-
-
-async def ping(conn: asyncpg.Connection) -> None:
-    """What SQLAlchemy's pool_pre_ping sends on every checkout with the asyncpg driver."""
-    await conn.execute("BEGIN")
-    await conn.execute("ROLLBACK")
 
 
 def debit_args(user_id: uuid.UUID, video_id: uuid.UUID) -> list[Any]:
@@ -265,20 +275,23 @@ def webhook_replay(jobs: Iterator[tuple[str, int]]) -> Operation:
         if request_id is None:
             raise Exhausted
         status, url, metadata, code, message = outcome_values(request_id, n)
-        await ping(conn)
-        async with conn.transaction():
-            video = await conn.fetchrow(sql.VIDEO_BY_FAL_ID, request_id)
-            assert video is not None
-            row = await conn.fetchrow(
-                sql.FINISH_VIDEO_BY_ID, video["id"], status, url, metadata, code, message
-            )
-            if row is not None:
-                await conn.execute(sql.RECORD_EVENT.sql, row["id"], status, "webhook")
-            if row is not None and status == "failed":
-                await conn.fetchrow(
-                    sql.APPLY_MOVEMENT.sql,
-                    *refund_args(row["userId"], row["id"], row["creditsCharged"]),
-                )
+        now = datetime.now(UTC)
+        # One statement, its own transaction, as the app sends it.
+        row = await sql.FINISH_BY_FAL_REQUEST.fetchrow(
+            conn,
+            fal_request_id=request_id,
+            status=status,
+            source="webhook",
+            allowed_from=ACTIVE,
+            refund=status == "failed",
+            video_url=url,
+            video_metadata=metadata,
+            error_code=code,
+            error_message=message,
+            last_event_at=now,
+            now=now,
+        )
+        assert row is not None
 
     return operation
 
@@ -287,13 +300,12 @@ def webhook_replay(jobs: Iterator[tuple[str, int]]) -> Operation:
 
 
 def read_replay(endpoint: str, key_hash: str) -> Operation:
-    """The statements the app sends for one read: pre-ping, key lookup, the page (+ balance)."""
+    """The statements the app sends for one read: key lookup, then the page (+ balance)."""
 
     async def operation(conn: asyncpg.Connection) -> None:
-        await ping(conn)
+        user = await sql.USER_BY_KEY_HASH.fetchrow(conn, digest=key_hash)
+        assert user is not None
         async with conn.transaction():
-            user = await conn.fetchrow(sql.USER_BY_KEY_HASH, key_hash)
-            assert user is not None
             if endpoint == "list":
                 await conn.fetch(sql.LIST_PAGE, user["id"], 21)
             elif endpoint == "list ?status=failed":

@@ -1,8 +1,10 @@
 """SQL for seeding and for the raw-asyncpg floors.
 
-The floors reuse the app's own statement texts where the app has them (the ledger movement,
-the owner lock, the event insert, the idempotency claim), converted from SQLAlchemy's
-`:name` binds to asyncpg's `$n`, so a floor can never drift from what the app sends.
+The floors and replays reuse the app's own statement texts where the app has them (the
+ledger movement, the idempotency claim, the create and finish statements), so they can
+never drift from what the app sends. The app's hot-path statements are
+`app.core.sql.Statement`s, already in asyncpg's `$n` form; the older SQLAlchemy texts are
+converted here.
 """
 
 import re
@@ -12,6 +14,7 @@ from sqlalchemy import TextClause
 
 from app.core import idempotency
 from app.credits import repository as ledger
+from app.users import service as users
 from app.videos import repository as videos
 
 BIND = re.compile(r"(?<![:\w]):(\w+)")
@@ -41,11 +44,15 @@ class Positional:
 
 
 APPLY_MOVEMENT = Positional.of(ledger.APPLY_MOVEMENT)
-LOCK_OWNER = Positional.of(videos.LOCK_OWNER)
-COUNT_ACTIVE = Positional.of(videos.COUNT_ACTIVE)
-RECORD_EVENT = Positional.of(videos.RECORD_EVENT)
-CLAIM_KEY = Positional.of(idempotency.CLAIM)
-RECORD_RESPONSE = Positional.of(idempotency.RECORD)
+# The app's create and webhook statements (see floor.create_replay / webhook_replay).
+USER_BY_KEY_HASH = users.BY_KEY_HASH
+CLAIM_KEY = idempotency.CLAIM
+LOCK_AND_UNBOUND = videos.LOCK_OWNER
+CREATE_VIDEO = videos.CREATE
+FINISH_BY_FAL_REQUEST = videos.FINISH_BY_FAL_REQUEST
+
+# The floor's owner lock: the bare lock (the app's also lifts the claim's lock_timeout).
+LOCK_OWNER = 'SELECT 1 FROM "users" WHERE "id" = $1 FOR UPDATE'
 
 # The video row as the floor inserts it: the columns without defaults, and the request's.
 INSERT_VIDEO = """
@@ -62,27 +69,6 @@ FINISH_VIDEO = """
         "lastEventAt" = now(), "completedAt" = now(), "updatedAt" = now()
     WHERE "falRequestId" = $1 AND "status" IN ('pending', 'queued', 'processing')
     RETURNING "id", "userId", "creditsCharged"
-"""
-
-# What the app reads first on every authenticated request, and on a webhook.
-USER_BY_KEY_HASH = """
-    SELECT "id", "email", "apiKeyHash", "isAdmin", "creditBalance", "purchasedCreditPacks",
-           "createdAt", "updatedAt"
-    FROM "users" WHERE "apiKeyHash" = $1
-"""
-MODEL_BY_SLUG = """
-    SELECT "id", "slug", "name", "falEndpoint", "kind", "creditsPerSecond", "durations",
-           "durationFormat", "aspectRatios", "resolutions", "maxPromptLength", "active",
-           "createdAt", "updatedAt"
-    FROM "models" WHERE "slug" = $1 AND "active"
-"""
-VIDEO_BY_FAL_ID = 'SELECT * FROM "videos" WHERE "falRequestId" = $1'
-FINISH_VIDEO_BY_ID = """
-    UPDATE "videos" SET "status" = $2, "videoUrl" = $3, "videoMetadata" = $4,
-        "errorCode" = $5, "errorMessage" = $6, "queuePosition" = NULL,
-        "lastEventAt" = now(), "completedAt" = now(), "updatedAt" = now()
-    WHERE "id" = $1 AND "status" IN ('pending', 'queued', 'processing')
-    RETURNING *
 """
 
 INSERT_USERS = """

@@ -1,10 +1,13 @@
 """The model catalog: a versioned data file, synced into the `models` table."""
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
@@ -15,8 +18,10 @@ from app.catalog.models import CatalogModel
 from app.catalog.schemas import Catalog
 from app.core.columns import utcnow
 from app.core.errors import NotFound
+from app.core.sql import Statement
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
+_COLUMNS = sa_inspect(CatalogModel).columns  # attribute name -> camelCase column
 
 
 class ModelNotFound(NotFound):
@@ -40,9 +45,8 @@ async def sync(session: AsyncSession, catalog: Catalog) -> SyncResult:
     Models are deactivated, never deleted: old videos keep pointing at them.
     """
     now = utcnow()
-    columns = sa_inspect(CatalogModel).columns  # attribute name -> camelCase column
     for entry in catalog.models:
-        values = {columns[k].name: v for k, v in entry.model_dump().items()}
+        values = {_COLUMNS[k].name: v for k, v in entry.model_dump().items()}
         values |= {"active": True, "updatedAt": now}
         statement = insert(CatalogModel.__table__).values(**values)  # type: ignore[attr-defined]
         await session.execute(
@@ -65,12 +69,40 @@ async def list_active(session: AsyncSession) -> list[CatalogModel]:
     return list((await session.execute(query)).scalars())
 
 
-async def get_active(session: AsyncSession, slug: str) -> CatalogModel:
-    query = select(CatalogModel).where(col(CatalogModel.slug) == slug, col(CatalogModel.active))
-    model = (await session.execute(query)).scalar_one_or_none()
-    if model is None:
-        raise ModelNotFound(f"no active model {slug!r}; GET /api/models lists them")
-    return model
+ACTIVE_MODELS = Statement('SELECT * FROM "models" WHERE "active"')
+
+
+class ActiveModels:
+    """This process's copy of the active models, re-read at most every `ttl_s`.
+
+    Creating a video needs its model on every request; the table changes only when an
+    operator runs `vidgen models sync`, which every replica then sees within `ttl_s`.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._by_slug: dict[str, CatalogModel] = {}
+        self._read_at = float("-inf")
+        self._refreshing = asyncio.Lock()
+
+    async def get(self, driver: asyncpg.Connection, slug: str) -> CatalogModel:
+        if time.monotonic() - self._read_at > self.ttl_s:
+            await self._refresh(driver)
+        model = self._by_slug.get(slug)
+        if model is None:
+            raise ModelNotFound(f"no active model {slug!r}; GET /api/models lists them")
+        return model
+
+    async def _refresh(self, driver: asyncpg.Connection) -> None:
+        async with self._refreshing:  # one reader; the others wait for its result
+            if time.monotonic() - self._read_at <= self.ttl_s:
+                return
+            rows = await driver.fetch(ACTIVE_MODELS.native)
+            self._by_slug = {
+                row["slug"]: CatalogModel(**{name: row[c.name] for name, c in _COLUMNS.items()})
+                for row in rows
+            }
+            self._read_at = time.monotonic()
 
 
 async def list_all(session: AsyncSession) -> list[CatalogModel]:

@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -61,13 +62,22 @@ class DatabaseUnavailable(AppError):
     status, code, title = 503, "database_unavailable", "Database unavailable"
 
 
+# What asyncpg raises when the server or the socket goes away (class 57: shutdown, restart).
+CONNECTION_FAILURES = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
 def _is_connection_failure(error: Exception) -> bool:
+    if isinstance(error, SQLAlchemyTimeoutError):  # no pooled connection free in time
+        return True
     if isinstance(error, DBAPIError):
         cause = getattr(error.orig, "__cause__", None) or error.orig
-        return bool(error.connection_invalidated) or isinstance(
-            cause, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
-        )
-    return isinstance(error, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError)
+        return bool(error.connection_invalidated) or isinstance(cause, CONNECTION_FAILURES)
+    return isinstance(error, CONNECTION_FAILURES)
 
 
 def problem_response(
@@ -137,7 +147,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(OSError, on_database_error)
-    app.add_exception_handler(asyncpg.PostgresConnectionError, on_database_error)
+    app.add_exception_handler(SQLAlchemyTimeoutError, on_database_error)
+    # The hot paths' driver errors (the rest arrive wrapped in DBAPIError).
+    app.add_exception_handler(asyncpg.PostgresError, on_database_error)
     app.add_exception_handler(asyncpg.InterfaceError, on_database_error)
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -10,19 +10,22 @@ request's transaction; the response is stored in the same row before commit. Hen
 
 import hashlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import RowMapping, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db_errors import LOCK_NOT_AVAILABLE, sqlstate
 from app.core.errors import AppError
+from app.core.sql import Statement
 
 REPLAY_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
@@ -56,7 +59,7 @@ IDEMPOTENCY_ERRORS = (
 )
 
 
-def require_idempotency_key(
+async def require_idempotency_key(
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -93,13 +96,17 @@ class Outcome:
         return Response(self.body, self.status, headers, media_type="application/json")
 
 
-CLAIM = text("""
+# The claim bounds its own wait for a concurrent holder of the key (`lock_timeout`, local
+# to the transaction) in the same round trip; the caller's next statement lifts the bound.
+CLAIM = Statement("""
+    WITH bounded AS (SELECT set_config('lock_timeout', :wait_ms, true))
     INSERT INTO "idempotencyRequests" ("scope", "key", "method", "path", "fingerprint")
-    VALUES (:scope, :key, :method, :path, :fingerprint)
+    SELECT :scope, :key, :method, :path, :fingerprint FROM bounded
     ON CONFLICT ("scope", "key") DO NOTHING
     RETURNING "id"
 """)
-STORED = text("""
+UNBOUND_LOCKS = text("SET LOCAL lock_timeout = 0")
+STORED = Statement("""
     SELECT "method", "path", "fingerprint", "responseStatus", "responseBody"
     FROM "idempotencyRequests" WHERE "scope" = :scope AND "key" = :key
 """)
@@ -107,6 +114,71 @@ RECORD = text("""
     UPDATE "idempotencyRequests"
     SET "responseStatus" = :status, "responseBody" = :body WHERE "id" = :id
 """)
+
+
+@dataclass(frozen=True)
+class KeyedRequest:
+    """A write request as its Idempotency-Key binds it: who, which key, and what was asked."""
+
+    scope: str
+    key: str
+    method: str
+    path: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, request: Request, *, scope: str, key: str, body: BaseModel) -> "KeyedRequest":
+        method, path = request.method, request.url.path
+        return cls(scope, key, method, path, fingerprint(method, path, body))
+
+    def claim_params(self, wait_s: float) -> dict[str, str]:
+        return {
+            "scope": self.scope,
+            "key": self.key,
+            "method": self.method,
+            "path": self.path,
+            "fingerprint": self.fingerprint,
+            "wait_ms": str(int(wait_s * 1000)),
+        }
+
+    def replay(self, stored: asyncpg.Record | RowMapping) -> Outcome:
+        """The stored outcome, if the key was first used for this very request."""
+        if (stored["method"], stored["path"], stored["fingerprint"]) != (
+            self.method,
+            self.path,
+            self.fingerprint,
+        ):
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request; "
+                "use a new key for a new request"
+            )
+        return Outcome(stored["responseStatus"], stored["responseBody"], replayed=True)
+
+
+def _in_flight(error: Exception) -> IdempotencyKeyInFlight:
+    in_flight = IdempotencyKeyInFlight(
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+    in_flight.__cause__ = error
+    return in_flight
+
+
+async def claim_on_driver(
+    driver: asyncpg.Connection, keyed: KeyedRequest, wait_s: float
+) -> uuid.UUID | Outcome:
+    """Claim the key as the first statement of the driver's transaction: the claim's id, or
+    the committed outcome of the request that used the key first. The caller stores its
+    response in the claim before commit and lifts the lock bound (see CLAIM)."""
+    try:
+        claim: uuid.UUID | None = await CLAIM.fetchval(driver, **keyed.claim_params(wait_s))
+    except asyncpg.LockNotAvailableError as error:
+        raise _in_flight(error) from error
+    if claim is not None:
+        return claim
+    stored = await STORED.fetchrow(driver, scope=keyed.scope, key=keyed.key)
+    assert stored is not None  # the conflicting row is committed: we waited for it
+    return keyed.replay(stored)
 
 
 async def run_once(
@@ -122,38 +194,22 @@ async def run_once(
 
     Must be the first thing in the request's transaction, so the claim is held until commit.
     """
-    request_print = fingerprint(request.method, request.url.path, body)
-    params = {"scope": scope, "key": key, "method": request.method, "path": request.url.path}
-    # How long to wait for an in-flight request holding the same key before answering 409.
-    wait_ms = int(request.app.state.settings.idempotency_wait_s * 1000)
-    await session.execute(text(f"SET LOCAL lock_timeout = {wait_ms}"))
+    keyed = KeyedRequest.of(request, scope=scope, key=key, body=body)
+    wait_s: float = request.app.state.settings.idempotency_wait_s
     try:
-        claim = (
-            await session.execute(CLAIM, {**params, "fingerprint": request_print})
-        ).scalar_one_or_none()
+        result = await session.execute(CLAIM.text, keyed.claim_params(wait_s))
+        claim = result.scalar_one_or_none()
     except DBAPIError as error:
         if sqlstate(error) == LOCK_NOT_AVAILABLE:
-            raise IdempotencyKeyInFlight(
-                "a request with this Idempotency-Key is still being processed; retry shortly",
-                headers={"Retry-After": "1"},
-            ) from error
+            raise _in_flight(error) from error
         raise
-    await session.execute(text("SET LOCAL lock_timeout = 0"))
+    await session.execute(UNBOUND_LOCKS)
 
     if claim is None:
-        stored = (await session.execute(STORED, {"scope": scope, "key": key})).one()
-        if (stored.method, stored.path, stored.fingerprint) != (
-            request.method,
-            request.url.path,
-            request_print,
-        ):
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was already used with a different request; "
-                "use a new key for a new request"
-            )
-        return Outcome(stored.responseStatus, stored.responseBody, replayed=True)
+        stored = await session.execute(STORED.text, {"scope": scope, "key": key})
+        return keyed.replay(stored.mappings().one())
 
-    status, result = await operation(request_print)
-    body_text = result.model_dump_json()
+    status, result_body = await operation(keyed.fingerprint)
+    body_text = result_body.model_dump_json()
     await session.execute(RECORD, {"id": claim, "status": status, "body": body_text})
     return Outcome(status, body_text, replayed=False)

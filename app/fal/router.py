@@ -5,8 +5,9 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from app.core.deps import SessionDep, SettingsDep
+from app.core.deps import ConnectionDep, SettingsDep
 from app.core.errors import AppError, problem_responses
+from app.core.sql import driver_of
 from app.fal import results, webhooks
 from app.videos import service as videos
 
@@ -27,7 +28,9 @@ class WebhookAck(BaseModel):
     response_model=WebhookAck,
     responses=problem_responses(webhooks.InvalidWebhook, MalformedWebhook),
 )
-async def fal_webhook(request: Request, session: SessionDep, settings: SettingsDep) -> WebhookAck:
+async def fal_webhook(
+    request: Request, connection: ConnectionDep, settings: SettingsDep
+) -> WebhookAck:
     """Fal's result delivery. Verified (Ed25519, JWKS, timestamp) before anything is read.
 
     Duplicates and deliveries for finished jobs are 200 no-ops; so are unknown request ids
@@ -45,7 +48,9 @@ async def fal_webhook(request: Request, session: SessionDep, settings: SettingsD
     if not isinstance(payload, dict) or payload.get("request_id") != verified.request_id:
         raise MalformedWebhook("body request_id does not match the signed request id")
     outcome = results.from_webhook(payload)
-    result = await videos.finish_by_fal_request(session, verified.request_id, outcome)
+    # One statement, so its own transaction: status, event and any refund commit together.
+    driver = await driver_of(connection)
+    result = await videos.finish_by_fal_request(driver, verified.request_id, outcome)
     if result == "unknown":
         logger.warning("webhook for unknown Fal request %s ignored", verified.request_id)
     request.app.state.metrics.webhooks.labels(result).inc()

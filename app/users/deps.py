@@ -5,11 +5,12 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.core.deps import SessionDep, SettingsDep
+from app.core.deps import ConnectionDep, SettingsDep
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import same_secret
+from app.core.sql import driver_of
 from app.users import service
-from app.users.models import User
+from app.users.service import Caller
 
 bearer = HTTPBearer(auto_error=False, description="A user's API key, or ADMIN_TOKEN for /api/admin")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -25,12 +26,13 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 
 async def current_user(
-    request: Request, credentials: BearerDep, session: SessionDep, settings: SettingsDep
-) -> User:
+    request: Request, credentials: BearerDep, connection: ConnectionDep, settings: SettingsDep
+) -> Caller:
     token = _token(credentials)
     if same_secret(token, settings.admin_token):
         raise Forbidden("the admin token has no user account; call with a user's API key")
-    user = await service.get_by_api_key(session, token)
+    # On the driver, before the request's transaction begins: one indexed read needs none.
+    user = await service.caller_by_api_key(await driver_of(connection), token)
     if user is None:
         raise Unauthorized("invalid API key", headers=CHALLENGE)
     request.state.user_id = str(user.id)
@@ -38,12 +40,12 @@ async def current_user(
 
 
 async def admin_principal(
-    credentials: BearerDep, session: SessionDep, settings: SettingsDep
+    credentials: BearerDep, connection: ConnectionDep, settings: SettingsDep
 ) -> Literal["admin"]:
     token = _token(credentials)
     if same_secret(token, settings.admin_token):
         return "admin"
-    user = await service.get_by_api_key(session, token)
+    user = await service.caller_by_api_key(await driver_of(connection), token)
     if user is None:
         raise Unauthorized("invalid token", headers=CHALLENGE)
     if not user.is_admin:
@@ -51,5 +53,5 @@ async def admin_principal(
     return "admin"
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+CurrentUser = Annotated[Caller, Depends(current_user)]
 AdminPrincipal = Annotated[Literal["admin"], Depends(admin_principal)]

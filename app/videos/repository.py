@@ -11,25 +11,113 @@ from sqlmodel import col, select
 from app.catalog.models import CatalogModel
 from app.core.columns import utcnow
 from app.core.pagination import Position
+from app.core.sql import Statement
 from app.videos.models import Video, VideoStatus
-from app.videos.state import ACTIVE
 
-# Two statements on purpose: after waiting for the lock, a single `SELECT (count) ... FOR
-# UPDATE` would still count with the snapshot it started with and miss the jobs the previous
-# holder just committed. A fresh statement (READ COMMITTED) sees them.
-LOCK_OWNER = text('SELECT 1 FROM "users" WHERE "id" = :user_id FOR UPDATE')
-COUNT_ACTIVE = text(
-    'SELECT count(*) FROM "videos" WHERE "userId" = :user_id AND "status" = ANY(:active)'
-)
+# Creating a video is three statements after the idempotency claim. LOCK_OWNER first, alone:
+# after waiting for the lock, a statement that also counted the active jobs would count with
+# the snapshot it started with and miss the jobs the previous holder just committed. CREATE
+# then runs with a fresh snapshot (READ COMMITTED) under that lock, so the cap is exact.
+# LOCK_OWNER also lifts the claim's lock_timeout (app/core/idempotency.py).
+LOCK_OWNER = Statement("""
+    SELECT set_config('lock_timeout', '0', true) FROM "users" WHERE "id" = :user_id FOR UPDATE
+""")
+# Count, charge, insert the job, its ledger row and its first event, and store the response
+# under the idempotency claim: all or nothing. Nothing is written when the user is at the
+# active-job cap or the balance is short; the SELECT then says which.
+CREATE = Statement("""
+    WITH active AS (
+        SELECT count(*) AS jobs FROM "videos"
+        WHERE "userId" = :user_id AND "status" = ANY(:active_statuses)
+    ),
+    charged AS (
+        UPDATE "users" SET "creditBalance" = "creditBalance" + :amount, "updatedAt" = now()
+        WHERE "id" = :user_id AND "creditBalance" + :amount >= 0
+          AND (SELECT jobs FROM active) < :max_active
+        RETURNING "id", "creditBalance"
+    ),
+    video AS (
+        INSERT INTO "videos" ("id", "userId", "modelId", "kind", "prompt", "negativePrompt",
+            "imageUrl", "duration", "aspectRatio", "resolution", "seed", "status",
+            "creditsCharged", "idempotencyKey", "requestFingerprint", "createdAt", "updatedAt")
+        SELECT :id, "id", :model_id, :kind, :prompt, :negative_prompt, :image_url, :duration,
+            :aspect_ratio, :resolution, :seed, 'pending', 0 - :amount, :idempotency_key,
+            :fingerprint, :now, :now
+        FROM charged
+        RETURNING "id"
+    ),
+    ledger AS (
+        INSERT INTO "creditTransactions"
+            ("userId", "amount", "balanceAfter", "kind", "idempotencyKey", "reason", "videoId")
+        SELECT charged."id", :amount, charged."creditBalance", 'debit', :debit_key, :reason,
+            video."id"
+        FROM charged, video
+    ),
+    event AS (
+        INSERT INTO "videoEvents" ("videoId", "status", "source")
+        SELECT "id", 'pending', 'api' FROM video
+    ),
+    recorded AS (
+        UPDATE "idempotencyRequests" SET "responseStatus" = 202, "responseBody" = :response
+        WHERE "id" = :claim_id AND EXISTS (SELECT FROM video)
+    )
+    SELECT EXISTS (SELECT FROM video) AS created,
+           (SELECT jobs FROM active) AS active_jobs,
+           (SELECT "creditBalance" FROM "users" WHERE "id" = :user_id) AS balance
+""")
+
+# Every move into a terminal state: the conditional UPDATE (the state machine: it applies
+# only from `allowed_from`), its event, and for failed / canceled the refund (balance and
+# ledger row, keyed `video:<id>:refund` so it can happen once): one statement, one
+# transaction. The row lock taken by UPDATE serializes racing writers; the loser re-checks
+# the status after the winner commits and matches nothing, which is what makes duplicate
+# webhooks, polls and cancels harmless.
+FINISH = """
+    WITH finished AS (
+        UPDATE "videos" SET
+            "status" = :status,
+            "videoUrl" = :video_url,
+            "videoMetadata" = CAST(:video_metadata AS jsonb),
+            "errorCode" = :error_code,
+            "errorMessage" = :error_message,
+            "queuePosition" = NULL,
+            "lastEventAt" = COALESCE(CAST(:last_event_at AS timestamptz), "lastEventAt"),
+            "completedAt" = :now,
+            "updatedAt" = :now
+        WHERE {match} AND "status" = ANY(:allowed_from)
+        RETURNING *
+    ),
+    event AS (
+        INSERT INTO "videoEvents" ("videoId", "status", "source")
+        SELECT "id", "status", :source FROM finished
+    ),
+    refunded AS (
+        UPDATE "users" u
+        SET "creditBalance" = u."creditBalance" + f."creditsCharged", "updatedAt" = now()
+        FROM finished f
+        WHERE u."id" = f."userId" AND :refund AND f."creditsCharged" > 0
+        RETURNING u."id" AS "userId", u."creditBalance", f."id" AS "videoId", f."creditsCharged"
+    ),
+    refund_row AS (
+        INSERT INTO "creditTransactions"
+            ("userId", "amount", "balanceAfter", "kind", "idempotencyKey", "reason", "videoId")
+        SELECT "userId", "creditsCharged", "creditBalance", 'refund',
+            'video:' || "videoId" || '\\:refund', 'video ' || :status, "videoId"
+        FROM refunded
+    )
+    SELECT * FROM finished
+"""
+FINISH_BY_ID = Statement(FINISH.format(match='"id" = :video_id'))
+FINISH_BY_FAL_REQUEST = Statement(FINISH.format(match='"falRequestId" = :fal_request_id'))
+KNOWN_FAL_REQUEST = Statement('SELECT EXISTS (SELECT FROM "videos" WHERE "falRequestId" = :id)')
 
 
-async def lock_owner_and_count_active(session: AsyncSession, user_id: uuid.UUID) -> int:
-    """Lock the user's row (concurrent creates by one user queue here, so the active-job cap
-    is exact), then count their active jobs."""
-    await session.execute(LOCK_OWNER, {"user_id": user_id})
-    result = await session.execute(COUNT_ACTIVE, {"user_id": user_id, "active": sorted(ACTIVE)})
-    count: int = result.scalar_one()
-    return count
+async def finish(session: AsyncSession, video_id: uuid.UUID, **params: Any) -> Video | None:
+    """FINISH_BY_ID in the session's transaction: the updated row, or None if not allowed."""
+    statement = FINISH_BY_ID.text.columns(*Video.__table__.columns)  # type: ignore[attr-defined]
+    query = select(Video).from_statement(statement).execution_options(populate_existing=True)
+    result = await session.execute(query, {"video_id": video_id, **params})
+    return result.scalar_one_or_none()
 
 
 def _with_slug() -> Any:

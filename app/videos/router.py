@@ -6,11 +6,18 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from app.catalog.service import ModelNotFound
-from app.core.deps import SessionDep, SessionmakerDep, SettingsDep
+from app.catalog.service import ActiveModels, ModelNotFound
+from app.core.deps import ConnectionDep, SessionDep, SessionmakerDep, SettingsDep
 from app.core.errors import Unauthorized, problem_responses
-from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, run_once
+from app.core.idempotency import (
+    IDEMPOTENCY_ERRORS,
+    IdempotencyKey,
+    KeyedRequest,
+    Outcome,
+    claim_on_driver,
+)
 from app.core.pagination import InvalidCursor
+from app.core.sql import driver_of
 from app.credits.service import InsufficientCredits
 from app.users.deps import CurrentUser
 from app.videos import repository, service
@@ -50,36 +57,28 @@ async def create_video(
     body: VideoCreate,
     request: Request,
     user: CurrentUser,
-    session: SessionDep,
+    connection: ConnectionDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey,
     background: BackgroundTasks,
 ) -> Response:
     """Charge for and queue a video. Retries with the same Idempotency-Key replay the answer."""
-
-    created: list[uuid.UUID] = []
-
-    async def operation(fingerprint: str) -> tuple[int, VideoPublic]:
-        video = await service.create_video(
-            session,
-            user,
-            body,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-            settings=settings,
+    driver = await driver_of(connection)
+    models: ActiveModels = request.app.state.models
+    keyed = KeyedRequest.of(request, scope=f"user:{user.id}", key=idempotency_key, body=body)
+    async with driver.transaction():
+        claim = await claim_on_driver(driver, keyed, settings.idempotency_wait_s)
+        if isinstance(claim, Outcome):
+            return claim.response()
+        model = await models.get(driver, body.model)
+        video_id, outcome = await service.create_video(
+            driver, user.id, body, model=model, keyed=keyed, claim_id=claim, settings=settings
         )
-        created.append(video.id)
-        return 202, video
-
-    outcome = await run_once(
-        session, request, scope=f"user:{user.id}", key=idempotency_key, body=body,
-        operation=operation,
-    )  # fmt: skip
     dispatcher: Dispatcher | None = request.app.state.dispatcher
-    if created and dispatcher is not None:
+    if dispatcher is not None:
         # Runs after the response, hence after the commit: the pending row is the outbox, and
         # if this process dies first, the reconciler submits it.
-        background.add_task(dispatcher.submit, created[0])
+        background.add_task(dispatcher.submit, video_id)
     return outcome.response()
 
 

@@ -1,27 +1,34 @@
 """Video jobs: creation (charge + outbox row in one transaction), reads, and every status change.
 
 All status changes go through `change_status`, which applies the state machine with a
-conditional UPDATE and writes the refund for `failed` / `canceled` in the same transaction.
+conditional UPDATE and writes the refund for `failed` / `canceled` in the same transaction;
+webhooks run the same statement (repository.FINISH) keyed by Fal's request id.
+
+Creating a video and ingesting a webhook are the hot paths: they run on the asyncpg driver
+in a handful of statements (app/core/sql.py says why); the rest uses the SQLAlchemy session.
 """
 
+import json
 import uuid
 from typing import Any, Literal
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
+from app.catalog.models import CatalogModel
 from app.core.columns import utcnow
 from app.core.config import Settings
 from app.core.errors import AppError, NotFound
+from app.core.idempotency import KeyedRequest, Outcome
 from app.core.pagination import decode_cursor, encode_cursor
-from app.credits import service as credits
-from app.credits.models import CreditKind
+from app.credits.service import InsufficientCredits
 from app.fal.results import FalOutcome
-from app.users.models import User
+from app.users.service import UserNotFound
 from app.videos import repository
 from app.videos.models import EventSource, Video, VideoStatus
 from app.videos.schemas import VideoCreate, VideoPublic, VideosPage
-from app.videos.state import ALLOWED_FROM, REFUNDED, TERMINAL
+from app.videos.state import ACTIVE, ALLOWED_FROM, REFUNDED, TERMINAL
 from app.videos.validation import normalize
 
 
@@ -41,39 +48,31 @@ def debit_key(video_id: uuid.UUID) -> str:
     return f"video:{video_id}:debit"
 
 
-def refund_key(video_id: uuid.UUID) -> str:
-    return f"video:{video_id}:refund"
-
-
 async def create_video(
-    session: AsyncSession,
-    user: User,
+    driver: asyncpg.Connection,
+    user_id: uuid.UUID,
     request: VideoCreate,
     *,
-    idempotency_key: str,
-    fingerprint: str,
+    model: CatalogModel,
+    keyed: KeyedRequest,
+    claim_id: uuid.UUID,
     settings: Settings,
-) -> VideoPublic:
-    """Validate, price, then charge and insert the `pending` row together.
+) -> tuple[uuid.UUID, Outcome]:
+    """Validate and price, then charge and insert the `pending` row together.
 
-    Keeps: one debit per video (its ledger key derives from the video id); never a charge
-    without a job row, never a job row without its charge; the per-user active-job cap.
+    Runs in the driver's transaction, after `claim_id` claimed the Idempotency-Key; the
+    response is stored under the claim in the same statement as the charge. Keeps: one
+    debit per video (its ledger key derives from the video id); never a charge without a
+    job row, never a job row without its charge; the per-user active-job cap.
     """
-    model = await catalog.get_active(session, request.model)
     request = normalize(request, model, settings.max_data_uri_bytes)
     assert request.duration is not None  # filled in by normalize
     price = model.credits_per_second * request.duration
-
-    active = await repository.lock_owner_and_count_active(session, user.id)
-    if active >= settings.max_active_jobs_per_user:
-        raise TooManyActiveJobs(
-            f"{active} jobs are still running; the limit is {settings.max_active_jobs_per_user}. "
-            "Wait for one to finish or cancel one.",
-            headers={"Retry-After": "10"},
-        )
-    video = Video(
-        user_id=user.id,
-        model_id=model.id,
+    now = utcnow()
+    video = VideoPublic(
+        id=uuid.uuid4(),
+        status=VideoStatus.PENDING,
+        model=model.slug,
         kind=model.kind,
         prompt=request.prompt,
         negative_prompt=request.negative_prompt,
@@ -83,22 +82,75 @@ async def create_video(
         resolution=request.resolution,
         seed=request.seed,
         credits_charged=price,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint,
+        queue_position=None,
+        video=None,
+        error=None,
+        created_at=now,
+        updated_at=now,
+        completed_at=None,
     )
-    session.add(video)
-    await session.flush()  # the ledger row's "videoId" must reference an existing row
-    await credits.move_credits(
-        session,
-        user_id=user.id,
+    response = video.model_dump_json()
+    await repository.LOCK_OWNER.fetchval(driver, user_id=user_id)
+    outcome = await repository.CREATE.fetchrow(
+        driver,
+        user_id=user_id,
+        active_statuses=sorted(ACTIVE),
+        max_active=settings.max_active_jobs_per_user,
         amount=-price,
-        kind=CreditKind.DEBIT,
-        idempotency_key=debit_key(video.id),
-        reason=f"video {model.slug} {request.duration}s",
-        video_id=video.id,
+        id=video.id,
+        model_id=model.id,
+        kind=model.kind,
+        prompt=video.prompt,
+        negative_prompt=video.negative_prompt,
+        image_url=video.image_url,
+        duration=video.duration,
+        aspect_ratio=video.aspect_ratio,
+        resolution=video.resolution,
+        seed=video.seed,
+        idempotency_key=keyed.key,
+        fingerprint=keyed.fingerprint,
+        now=now,
+        debit_key=debit_key(video.id),
+        reason=f"video {model.slug} {video.duration}s",
+        claim_id=claim_id,
+        response=response,
     )
-    await repository.record_event(session, video.id, VideoStatus.PENDING, EventSource.API)
-    return VideoPublic.of(video, model.slug)
+    assert outcome is not None  # the statement always answers one row
+    if outcome["active_jobs"] >= settings.max_active_jobs_per_user:
+        raise TooManyActiveJobs(
+            f"{outcome['active_jobs']} jobs are still running; the limit is "
+            f"{settings.max_active_jobs_per_user}. Wait for one to finish or cancel one.",
+            headers={"Retry-After": "10"},
+        )
+    if not outcome["created"]:
+        if outcome["balance"] is None:
+            raise UserNotFound(f"no user with id {user_id}")
+        raise InsufficientCredits(
+            f"this needs {price} credits; the balance is {outcome['balance']}"
+        )
+    return video.id, Outcome(202, response, replayed=False)
+
+
+# What a move into a terminal state may record besides the status (repository.FINISH).
+FINISH_VALUES = frozenset(
+    {"video_url", "video_metadata", "error_code", "error_message", "last_event_at"}
+)
+
+
+def _finish_params(target: VideoStatus, source: EventSource, **values: Any) -> dict[str, Any]:
+    metadata = values.get("video_metadata")
+    return {
+        "status": target,
+        "source": source,
+        "allowed_from": sorted(ALLOWED_FROM[target]),
+        "refund": target in REFUNDED,
+        "video_url": values.get("video_url"),
+        "video_metadata": None if metadata is None else json.dumps(metadata),
+        "error_code": values.get("error_code"),
+        "error_message": values.get("error_message"),
+        "last_event_at": values.get("last_event_at"),
+        "now": utcnow(),
+    }
 
 
 async def change_status(
@@ -112,25 +164,19 @@ async def change_status(
 
     Returns the updated row, or None when the move is not allowed (already terminal, a
     duplicate, or out of order): callers treat None as a harmless no-op. A move to `failed`
-    or `canceled` refunds the charge in this same transaction.
+    or `canceled` refunds the charge in this same transaction (repository.FINISH).
     """
     if target in TERMINAL:
-        values.setdefault("completed_at", utcnow())
+        unknown = values.keys() - FINISH_VALUES
+        assert not unknown, f"a terminal status change does not set {unknown}"
+        return await repository.finish(
+            session, video_id, **_finish_params(target, source, **values)
+        )
     video = await repository.update_if_status(
         session, video_id, ALLOWED_FROM[target], status=target, **values
     )
     if video is not None:
         await repository.record_event(session, video_id, target, source)
-    if video is not None and target in REFUNDED and video.credits_charged > 0:
-        await credits.move_credits(
-            session,
-            user_id=video.user_id,
-            amount=video.credits_charged,
-            kind=CreditKind.REFUND,
-            idempotency_key=refund_key(video.id),
-            reason=f"video {target}",
-            video_id=video.id,
-        )
     return video
 
 
@@ -175,6 +221,20 @@ async def list_videos(
     )
 
 
+def _final_word(outcome: FalOutcome) -> tuple[VideoStatus, dict[str, Any]]:
+    if outcome.succeeded:
+        return VideoStatus.COMPLETED, {
+            "video_url": outcome.video_url,
+            "video_metadata": outcome.video_metadata,
+            "last_event_at": utcnow(),
+        }
+    return VideoStatus.FAILED, {
+        "error_code": outcome.error_code,
+        "error_message": outcome.error_message,
+        "last_event_at": utcnow(),
+    }
+
+
 async def finish_from_fal(
     session: AsyncSession, video_id: uuid.UUID, outcome: FalOutcome, source: EventSource
 ) -> Video | None:
@@ -182,38 +242,22 @@ async def finish_from_fal(
 
     None when the job had already finished: duplicates and late deliveries change nothing.
     """
-    if outcome.succeeded:
-        return await change_status(
-            session,
-            video_id,
-            VideoStatus.COMPLETED,
-            source,
-            video_url=outcome.video_url,
-            video_metadata=outcome.video_metadata,
-            queue_position=None,
-            last_event_at=utcnow(),
-        )
-    return await change_status(
-        session,
-        video_id,
-        VideoStatus.FAILED,
-        source,
-        error_code=outcome.error_code,
-        error_message=outcome.error_message,
-        queue_position=None,
-        last_event_at=utcnow(),
-    )
+    target, values = _final_word(outcome)
+    return await change_status(session, video_id, target, source, **values)
 
 
 async def finish_by_fal_request(
-    session: AsyncSession, fal_request_id: str, outcome: FalOutcome
+    driver: asyncpg.Connection, fal_request_id: str, outcome: FalOutcome
 ) -> Literal["applied", "duplicate", "unknown"]:
-    """A webhook's outcome for the job Fal knows as `fal_request_id`."""
-    video = await repository.get_by_fal_request_id(session, fal_request_id)
-    if video is None:
-        return "unknown"
-    finished = await finish_from_fal(session, video.id, outcome, EventSource.WEBHOOK)
-    return "applied" if finished is not None else "duplicate"
+    """A webhook's outcome for the job Fal knows as `fal_request_id`: one statement."""
+    target, values = _final_word(outcome)
+    params = _finish_params(target, EventSource.WEBHOOK, **values)
+    if await repository.FINISH_BY_FAL_REQUEST.fetchrow(
+        driver, fal_request_id=fal_request_id, **params
+    ):
+        return "applied"
+    known = await repository.KNOWN_FAL_REQUEST.fetchval(driver, id=fal_request_id)
+    return "duplicate" if known else "unknown"
 
 
 async def fal_endpoint_of(session: AsyncSession, video: Video) -> str:
