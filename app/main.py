@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.telemetry import TelemetryConfig
 
 from app.catalog import router as catalog_router
 from app.catalog.service import ActiveModels
@@ -64,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     configure_logging()
     metrics = Metrics()
-    app = FastAPI(title="vidgen", version="0.1.0", lifespan=lifespan)
+    # No OpenTelemetry: metrics are Prometheus (/metrics) and logs our own JSON lines.
+    telemetry_off: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title="vidgen", version="0.1.0", lifespan=lifespan, telemetry=telemetry_off)
     app.state.metrics = metrics
     # The flag's sessions are attached at startup, when the engine exists.
     app.state.maintenance = MaintenanceFlag(None, settings.maintenance_refresh_s)  # type: ignore[arg-type]
@@ -79,12 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     install_error_handlers(app)
     install_problem_openapi(app, write_errors=(MaintenanceMode,), always_writable=ALWAYS_WRITABLE)
-    app.include_router(health.router)
-    app.include_router(ops_router.router)
-    app.include_router(users_router.router)
+    # Routes are matched in order: the busiest first.
+    app.include_router(videos_router.router)
+    app.include_router(fal_router.router)
     app.include_router(credits_router.router)
     app.include_router(catalog_router.router)
-    app.include_router(videos_router.router)
     app.include_router(uploads.router)
-    app.include_router(fal_router.router)
+    app.include_router(users_router.router)
+    app.include_router(health.router)
+    app.include_router(ops_router.router)
     return app

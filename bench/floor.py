@@ -148,7 +148,6 @@ def create_replay(work: CreateWork) -> Operation:
             created = await sql.CREATE_VIDEO.fetchrow(
                 conn,
                 user_id=user_id,
-                active_statuses=ACTIVE,
                 max_active=1_000_000_000,
                 amount=-PRICE,
                 id=video_id,

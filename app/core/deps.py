@@ -5,8 +5,10 @@ hand-off costs more than these functions themselves.
 """
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -24,31 +26,43 @@ async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]
     return sessions
 
 
-async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """The request's one pooled connection: authentication and the work share it."""
+@dataclass(frozen=True)
+class Db:
+    """The request's one pooled connection, as SQLAlchemy sees it and as asyncpg is under it.
+
+    Authentication and the work share it. The hot paths (creating a video, webhooks) run
+    their statements on `driver`; everything else goes through a session on `connection`.
+    """
+
+    connection: AsyncConnection
+    driver: asyncpg.Connection
+
+
+async def get_db(request: Request) -> AsyncIterator[Db]:
     engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as connection:
+        db = Db(connection, await driver_of(connection))
         try:
-            yield connection
+            yield db
         finally:
-            # The hot paths drive transactions on asyncpg directly; if one was left open
-            # (an interrupted rollback), the connection must not go back to the pool.
+            # A transaction asyncpg still has open (an interrupted rollback on a hot path)
+            # must not go back to the pool with the connection.
             leaked = (
                 not connection.invalidated
                 and not connection.in_transaction()
-                and (await driver_of(connection)).is_in_transaction()
+                and db.driver.is_in_transaction()
             )
             if leaked:
                 await connection.invalidate()
 
 
 # scope="function": released when the endpoint returns, before a streamed body is sent.
-ConnectionDep = Annotated[AsyncConnection, Depends(get_connection, scope="function")]
+DbDep = Annotated[Db, Depends(get_db, scope="function")]
 
 
-async def get_session(connection: ConnectionDep) -> AsyncIterator[AsyncSession]:
+async def get_session(db: DbDep) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed before the response is sent, rolled back on error."""
-    async with AsyncSession(connection, expire_on_commit=False) as session, session.begin():
+    async with AsyncSession(db.connection, expire_on_commit=False) as session, session.begin():
         yield session
 
 

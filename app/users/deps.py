@@ -5,10 +5,10 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.core.deps import ConnectionDep, SettingsDep
+from app.core.config import Settings
+from app.core.deps import DbDep
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import same_secret
-from app.core.sql import driver_of
 from app.users import service
 from app.users.service import Caller
 
@@ -25,27 +25,25 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-async def current_user(
-    request: Request, credentials: BearerDep, connection: ConnectionDep, settings: SettingsDep
-) -> Caller:
+async def current_user(request: Request, credentials: BearerDep, db: DbDep) -> Caller:
     token = _token(credentials)
+    settings: Settings = request.app.state.settings
     if same_secret(token, settings.admin_token):
         raise Forbidden("the admin token has no user account; call with a user's API key")
     # On the driver, before the request's transaction begins: one indexed read needs none.
-    user = await service.caller_by_api_key(await driver_of(connection), token)
+    user = await service.caller_by_api_key(db.driver, token)
     if user is None:
         raise Unauthorized("invalid API key", headers=CHALLENGE)
     request.state.user_id = str(user.id)
     return user
 
 
-async def admin_principal(
-    credentials: BearerDep, connection: ConnectionDep, settings: SettingsDep
-) -> Literal["admin"]:
+async def admin_principal(request: Request, credentials: BearerDep, db: DbDep) -> Literal["admin"]:
+    settings: Settings = request.app.state.settings
     token = _token(credentials)
     if same_secret(token, settings.admin_token):
         return "admin"
-    user = await service.caller_by_api_key(await driver_of(connection), token)
+    user = await service.caller_by_api_key(db.driver, token)
     if user is None:
         raise Unauthorized("invalid token", headers=CHALLENGE)
     if not user.is_admin:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app.catalog.service import ActiveModels, ModelNotFound
-from app.core.deps import ConnectionDep, SessionDep, SessionmakerDep, SettingsDep
+from app.core.deps import DbDep, SessionDep, SessionmakerDep, SettingsDep
 from app.core.errors import Unauthorized, problem_responses
 from app.core.idempotency import (
     IDEMPOTENCY_ERRORS,
@@ -17,7 +17,6 @@ from app.core.idempotency import (
     claim_on_driver,
 )
 from app.core.pagination import InvalidCursor
-from app.core.sql import driver_of
 from app.credits.service import InsufficientCredits
 from app.users.deps import CurrentUser
 from app.videos import repository, service
@@ -57,13 +56,12 @@ async def create_video(
     body: VideoCreate,
     request: Request,
     user: CurrentUser,
-    connection: ConnectionDep,
-    settings: SettingsDep,
+    db: DbDep,
     idempotency_key: IdempotencyKey,
     background: BackgroundTasks,
 ) -> Response:
     """Charge for and queue a video. Retries with the same Idempotency-Key replay the answer."""
-    driver = await driver_of(connection)
+    driver, settings = db.driver, request.app.state.settings
     models: ActiveModels = request.app.state.models
     keyed = KeyedRequest.of(request, scope=f"user:{user.id}", key=idempotency_key, body=body)
     async with driver.transaction():

@@ -28,7 +28,7 @@ from app.users.service import UserNotFound
 from app.videos import repository
 from app.videos.models import EventSource, Video, VideoStatus
 from app.videos.schemas import VideoCreate, VideoPublic, VideosPage
-from app.videos.state import ACTIVE, ALLOWED_FROM, REFUNDED, TERMINAL
+from app.videos.state import ALLOWED_FROM, REFUNDED, TERMINAL
 from app.videos.validation import normalize
 
 
@@ -94,7 +94,6 @@ async def create_video(
     outcome = await repository.CREATE.fetchrow(
         driver,
         user_id=user_id,
-        active_statuses=sorted(ACTIVE),
         max_active=settings.max_active_jobs_per_user,
         amount=-price,
         id=video.id,
