@@ -10,7 +10,7 @@ from fastapi.telemetry import TelemetryConfig
 from app.catalog import router as catalog_router
 from app.catalog.service import ActiveModels
 from app.core.config import Settings, get_settings
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import create_engine, create_sessionmaker, warm_pool
 from app.core.errors import install_error_handlers, install_problem_openapi
 from app.core.logging import configure_logging
 from app.core.middleware import ALWAYS_WRITABLE, RequestMiddleware
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.settings = settings
         app.state.engine = engine
+        await warm_pool(engine, settings.db_pool_size)
         app.state.sessions = create_sessionmaker(engine)
         app.state.models = ActiveModels(settings.catalog_refresh_s)
         app.state.migration_files = load_migrations(settings.migrations_dir)
