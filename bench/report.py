@@ -179,7 +179,8 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         "App settings: `APP_ENV=production`, `DISPATCH_ENABLED=false` (creates are measured "
         "without Fal submission, so the figure is the request + database path), "
-        "`MAX_ACTIVE_JOBS_PER_USER=1000000000`, default pool (10 + 20 overflow per worker). "
+        "`MAX_ACTIVE_JOBS_PER_USER=1000000000`, default pool (20 connections per worker, no "
+        "overflow, opened at start-up). "
         "Webhooks are signed with the simulator's Ed25519 key and verified against its JWKS "
         "(`FAL_JWKS_URL` → the running simulator). Creates spread over 64 users; each run "
         f"{plan['seconds']} s after {plan['warmup']} s of warm-up.",
@@ -252,7 +253,9 @@ def create_section(data: dict[str, Any]) -> list[str]:
     replay = create.get("replay", [])
     for label, runs in (("floor", floor), ("replay of the API's SQL", replay),
                         ("API 1 worker", create.get("api-1w", [])),
-                        ("API 2 workers", create.get("api-2w", []))):  # fmt: skip
+                        ("API 2 workers", create.get("api-2w", [])),
+                        ("framework alone (FastAPI, empty handler)",
+                         create.get("framework alone", []))):  # fmt: skip
         run = at(runs, 32)
         if run:
             lines.append(
@@ -260,10 +263,14 @@ def create_section(data: dict[str, Any]) -> list[str]:
             )
     lines += [
         "",
-        "The replay sends every statement the API sends for one create (15 round trips: "
-        "pool pre-ping, key lookup, idempotency claim and record, model, lock, active count, "
-        "video, ledger, event) over raw asyncpg: floor → replay is the cost of the extra SQL, "
-        "replay → API the cost of Python, HTTP and the framework.",
+        "The replay sends every statement the API sends for one create (6 round trips: the "
+        "key lookup; then `BEGIN`, the idempotency claim, the owner lock, one statement that "
+        "counts the active jobs, charges, inserts the video, its ledger row and its event and "
+        "stores the response, `COMMIT`) over raw asyncpg: floor → replay is the cost of the "
+        "extra SQL, replay → API the cost of Python, HTTP and the framework. *Framework "
+        "alone* is the same requests against FastAPI under the same uvicorn with handlers "
+        "that only read the body (bench/nullapp.py): what HTTP + uvicorn + FastAPI cost "
+        "before any work.",
         "",
     ]
     return lines
@@ -305,7 +312,9 @@ def webhook_section(data: dict[str, Any]) -> list[str]:
         "",
         "Each delivery finishes a different pre-created `queued` job (1 in 10 reports a "
         "failure, which refunds). Floor = one conditional UPDATE that locks and finishes the "
-        "job (+ the refund CTE on failure), commit.",
+        "job (+ the refund CTE on failure), commit. The replay is the app's own statement "
+        "(status, event and refund in one statement, its own transaction). *Framework alone*: "
+        "the same deliveries to FastAPI with an empty handler (no verification, no SQL).",
         "",
         "| run | c | req/s | p50 / p95 / p99 ms | ÷ floor | CPU µs per request "
         "| machine CPU busy | new DB connections per request | notes |",

@@ -35,6 +35,7 @@ from app.ops.backup import DUMP_OPTIONS, find_pg_tool, tool_connection
 from bench import floor, inprocess, openloop, profile, report, sql, wrk
 from bench.harness import ADMIN_TOKEN, VIDGEN, AppServer, Cluster, peak_rss_mb, start_simulator
 from bench.measure import CpuMeter, RunResult
+from bench.nullapp import NullServer
 
 RESULTS_DIR = Path(__file__).with_name("results")
 MODEL = "kling-v2-master-t2v"
@@ -52,6 +53,7 @@ APP_SETTINGS = {
     # Pending jobs pile up during a run (nothing dispatches them): lift the per-user cap.
     "MAX_ACTIVE_JOBS_PER_USER": "1000000000",
 }
+FRAMEWORK = "framework alone"  # FastAPI + uvicorn with empty handlers (bench/nullapp.py)
 FAL_USER_ID = "fal-simulator-user"  # what bench/lua/webhook.lua sends
 # Deliveries per second no run here reaches: sizes the pre-created jobs so none runs out.
 FLOOR_WEBHOOK_BOUND = 10_000
@@ -225,6 +227,7 @@ class Bench:
                 await self.floors()
                 for workers in (1, 2):
                     await self.api(workers)
+                await self.framework()
                 if self.plan.profile:
                     await self.profile_in_process()
                 await self.monitor.close()
@@ -417,6 +420,31 @@ class Bench:
         if finished < result.requests:
             result.notes = f"only {finished} of {result.requests} deliveries finished a job"
         self.data["webhook"][label] = result
+
+    async def framework(self) -> None:
+        """The same create and webhook requests, c=32, against FastAPI with empty handlers."""
+        assert self.simulator is not None
+        c, seconds = self.plan.webhook_concurrency, self.plan.seconds
+        server = NullServer().start()
+        try:
+            meter = CpuMeter({"app": lambda: [server.pid]})
+            log("framework alone (FastAPI + uvicorn, empty handlers): creates, c=32")
+            args = [str(self.keys_file), f"null-{uuid.uuid4().hex[:6]}", CREATE_BODY,
+                    str(wrk.threads_for(c))]  # fmt: skip
+            wrk.run("warmup", server.url, "create", args, connections=c,
+                    seconds=self.plan.warmup, workdir=self.workdir)  # fmt: skip
+            self.data["create"][FRAMEWORK] = [
+                wrk.run(FRAMEWORK, server.url, "create", args, connections=c, seconds=seconds,
+                        meter=meter, workdir=self.workdir)
+            ]  # fmt: skip
+            log("framework alone: webhooks, c=32")
+            files = sign_deliveries(signer(self.simulator), "null-hook", 1000, self.workdir)
+            self.data["webhook"][FRAMEWORK] = wrk.run(
+                FRAMEWORK, server.url, "webhook", [files], connections=c, seconds=seconds,
+                meter=meter, workdir=self.workdir,
+            )  # fmt: skip
+        finally:
+            server.stop()
 
     async def profile(self, app: AppServer, label: str) -> None:
         """py-spy (and perf, when installed) on one worker while wrk runs at c=32."""

@@ -10,6 +10,7 @@ import pytest
 from app.core.config import Settings
 from tests.conftest import live_server, make_settings, serve_app
 from tests.factories import ApiUser, create_user
+from tests.fal.apps import wait_until
 from tests.helpers import run_vidgen
 
 T2V = "kling-v2-master-t2v"  # 28 credits/s, durations 5 / 10, prompt limit 2500
@@ -296,3 +297,30 @@ async def test_models_sync_deactivates_removed_models_and_status_counts_jobs(
     assert "retired" in status.stdout and "inactive" in status.stdout
     listed = (await client.get("/api/models", headers=user.auth)).json()["data"]
     assert "retired" not in {m["id"] for m in listed}
+
+
+async def test_a_deactivated_model_stops_selling_within_the_catalog_refresh(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    # Creates read models from a per-process copy (app.catalog.service.ActiveModels).
+    settings = make_settings(database_url, catalog_refresh_s=0.2)
+    async with serve_app(settings) as client:
+        user = await create_user(client, credits=1000)
+        assert (await create(client, user, t2v())).status_code == 202
+        await db.execute("UPDATE models SET active = false WHERE slug = $1", T2V)
+
+        async def refused() -> httpx.Response | None:
+            response = await create(client, user, t2v())
+            return response if response.status_code != 202 else None
+
+        response = await wait_until(refused, within=5, what="the model to be refused")
+        assert response.status_code == 404 and response.json()["code"] == "model_not_found"
+        before = await counts(db, user)
+        assert (await create(client, user, t2v())).status_code == 404
+        assert await counts(db, user) == before  # a refusal writes nothing
+        await db.execute("UPDATE models SET active = true WHERE slug = $1", T2V)
+        await wait_until(lambda: _accepted(client, user), within=5, what="the model to sell again")
+
+
+async def _accepted(client: httpx.AsyncClient, user: ApiUser) -> bool:
+    return (await create(client, user, t2v())).status_code == 202
