@@ -1,8 +1,10 @@
-"""The ledger: the only code that moves credits (DESIGN §3).
+"""The ledger (DESIGN §3): purchases, grants, rolls and adjustments.
 
 Every movement is one ledger row plus the balance change, in the caller's transaction,
 under the user's row lock, keyed by a unique idempotency key. The balance never goes
-below zero: such a movement raises `InsufficientCredits` and writes nothing.
+below zero: such a movement raises `InsufficientCredits` and writes nothing. A video's
+debit and refund follow the same rules inside the statement that changes the job
+(app/videos/repository.py, CREATE and FINISH), so job and money can never disagree.
 """
 
 import uuid
