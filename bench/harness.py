@@ -123,6 +123,10 @@ class AppServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"app-{self.workers}w-{self.port}.log"
+
     def start(self) -> "AppServer":
         env = {
             **os.environ,
@@ -135,7 +139,7 @@ class AppServer:
             "PUBLIC_BASE_URL": self.url,
             **self.settings,
         }
-        log = self.log_dir / f"app-{self.workers}w-{self.port}.log"
+        log = self.log_path
         command = [VIDGEN, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--workers", str(self.workers)]
         with log.open("ab") as out:

@@ -179,7 +179,7 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         "App settings: `APP_ENV=production`, `DISPATCH_ENABLED=false` (creates are measured "
         "without Fal submission, so the figure is the request + database path), "
-        "`MAX_ACTIVE_JOBS_PER_USER=1000000000`, default pool (20 connections per worker, no "
+        "`MAX_ACTIVE_JOBS_PER_USER=1000000000`, default pool (10 connections per worker, no "
         "overflow, opened at start-up). "
         "Webhooks are signed with the simulator's Ed25519 key and verified against its JWKS "
         "(`FAL_JWKS_URL` → the running simulator). Creates spread over 64 users; each run "
@@ -284,11 +284,15 @@ def open_loop_section(data: dict[str, Any]) -> list[str]:
         "",
         "Requests are scheduled at a fixed rate whatever the answers do, and latency is "
         "measured from the scheduled time (no coordinated omission). The client's own cost "
-        "is measured against a null server at the same rate.",
+        "is measured against a null server at the same rate. *In the app* is the app's own "
+        "duration of the same requests (its access log, matched by X-Request-Id): from the "
+        "moment its middleware sees a request to its answer; the rest of the client's "
+        "figure is time the request waited in the kernel, for the CPU, or in the client.",
         "",
         "| config | peak req/s | offered req/s | answered | p50 / p95 / p99 ms | p99 ÷ p50 "
-        "| errors | client CPU µs/req | client alone p50 / p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| errors | client CPU µs/req | client alone p50 / p99 ms "
+        "| in the app: p50 / p95 / p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, entry in data["open_loop"].items():
         r: RunResult = entry["result"]
@@ -296,7 +300,8 @@ def open_loop_section(data: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {workers(label)} | {entry['peak']:,.0f} | {entry['rate']:,.0f} | {r.rps:,.0f} "
             f"| {lat(r)} | {r.p99 / r.p50 if r.p50 else 0:.1f}× | {r.errors} "
-            f"| {entry['client_cpu_us']:.0f} | {ms(null.p50)} / {ms(null.p99)} |"
+            f"| {entry['client_cpu_us']:.0f} | {ms(null.p50)} / {ms(null.p99)} "
+            f"| {' / '.join(ms(x) for x in entry.get('server_ms', []))} |"
         )
     lines.append("")
     for label, entry in data["open_loop"].items():

@@ -34,7 +34,7 @@ from app.main import create_app
 from app.ops.backup import DUMP_OPTIONS, find_pg_tool, tool_connection
 from bench import floor, inprocess, openloop, profile, report, sql, wrk
 from bench.harness import ADMIN_TOKEN, VIDGEN, AppServer, Cluster, peak_rss_mb, start_simulator
-from bench.measure import CpuMeter, RunResult
+from bench.measure import CpuMeter, RunResult, percentile
 from bench.nullapp import NullServer
 
 RESULTS_DIR = Path(__file__).with_name("results")
@@ -164,6 +164,22 @@ def signer(simulator: SimulatorProcess) -> Ed25519PrivateKey:
     )
     assert isinstance(key, Ed25519PrivateKey)
     return key
+
+
+def server_durations(app: AppServer, prefix: str, skip: int) -> list[float]:
+    """p50 / p95 / p99 of the app's own request durations (its JSON access log) for the
+    requests whose X-Request-Id is `<prefix><n>`, n >= skip (the warm-up excluded): the time
+    from the app seeing the request to its answer, without the kernel's and the client's."""
+    durations = []
+    for line in app.log_path.read_text().splitlines():
+        if not line.startswith("{") or prefix not in line:
+            continue
+        entry = json.loads(line)
+        request_id = str(entry.get("request_id", ""))
+        if request_id.startswith(prefix) and int(request_id.removeprefix(prefix)) >= skip:
+            durations.append(float(entry["duration_ms"]))
+    ordered = sorted(durations)
+    return [percentile(ordered, q) for q in (50, 95, 99)]
 
 
 def sign_deliveries(key: Ed25519PrivateKey, prefix: str, count: int, out: Path) -> str:
@@ -380,7 +396,8 @@ class Bench:
             return (
                 f"POST /api/videos HTTP/1.1\r\nHost: 127.0.0.1:{app.port}\r\n"
                 f"Authorization: Bearer {keys[i % len(keys)]}\r\n"
-                f"Idempotency-Key: ol-{tag}-{i}\r\nContent-Type: application/json\r\n"
+                f"Idempotency-Key: ol-{tag}-{i}\r\nX-Request-Id: ol-{tag}-{i}\r\n"
+                "Content-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"
             ).encode() + body
 
@@ -404,6 +421,7 @@ class Bench:
             "result": result,
             "client_null_server": overhead,
             "client_cpu_us": round(cpu_us, 1),
+            "server_ms": server_durations(app, f"ol-{tag}-", int(rate * self.plan.warmup)),
         }
 
     async def webhooks(self, app: AppServer, label: str, prefix: str, meter: CpuMeter) -> None:

@@ -86,10 +86,12 @@ class Settings(BaseSettings):
     metrics_token: str | None = None
 
     migrations_dir: Path = PROJECT_ROOT / "migrations"
-    # Connections per worker process. Requests beyond the pool queue for a connection (up to
-    # DB_POOL_TIMEOUT_S, then 503): overflow connections would be opened on the request path
-    # and closed after it, and that churn costs more than the wait (bench/README.md).
-    db_pool_size: int = Field(default=20, ge=1)
+    # Connections per worker process, opened at start-up. Requests beyond the pool queue for
+    # a connection (up to DB_POOL_TIMEOUT_S, then 503): overflow connections would be opened
+    # on the request path and closed after it, and that churn costs more than the wait.
+    # PostgreSQL's throughput peaks at a few busy connections per core; more only adds
+    # processes that compete with the app for the CPU (bench/README.md).
+    db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
     # Models (slug, price, limits) are read from a per-process cache refreshed this often;

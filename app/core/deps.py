@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
+from app.core.errors import is_connection_failure
 from app.core.sql import driver_of
 
 
@@ -44,6 +45,10 @@ async def get_db(request: Request) -> AsyncIterator[Db]:
         db = Db(connection, await driver_of(connection))
         try:
             yield db
+        except BaseException as error:
+            if is_connection_failure(error) and not connection.invalidated:
+                await connection.invalidate()  # never back into the pool
+            raise
         finally:
             # A transaction asyncpg still has open (an interrupted rollback on a hot path)
             # must not go back to the pool with the connection.

@@ -63,17 +63,20 @@ class DatabaseUnavailable(AppError):
 
 
 # What asyncpg raises when the server or the socket goes away (class 57: shutdown, restart).
+# InternalClientError: a connection that received the server's FATAL "terminating
+# connection" while idle is left in an error state until asyncpg sees the socket close;
+# a request that checks it out in that window fails with this.
 CONNECTION_FAILURES = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InternalClientError,
 )
 
 
-def _is_connection_failure(error: Exception) -> bool:
-    if isinstance(error, SQLAlchemyTimeoutError):  # no pooled connection free in time
-        return True
+def is_connection_failure(error: BaseException) -> bool:
+    """The connection (not the statement) failed: the work may succeed on another one."""
     if isinstance(error, DBAPIError):
         cause = getattr(error.orig, "__cause__", None) or error.orig
         return bool(error.connection_invalidated) or isinstance(cause, CONNECTION_FAILURES)
@@ -137,7 +140,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_database_error(_: Request, exc: Exception) -> JSONResponse:
         # Handled here (not left to the server-error middleware) so the client gets a
         # problem+json 503 it can retry, and keeps its connection.
-        if _is_connection_failure(exc):
+        # A pool timeout (no connection free within DB_POOL_TIMEOUT_S) is answered the same way.
+        if is_connection_failure(exc) or isinstance(exc, SQLAlchemyTimeoutError):
             return problem_response(
                 503, DatabaseUnavailable.code, DatabaseUnavailable.title,
                 "the database is unreachable; retry shortly", {"Retry-After": "5"},
@@ -151,6 +155,7 @@ def install_error_handlers(app: FastAPI) -> None:
     # The hot paths' driver errors (the rest arrive wrapped in DBAPIError).
     app.add_exception_handler(asyncpg.PostgresError, on_database_error)
     app.add_exception_handler(asyncpg.InterfaceError, on_database_error)
+    app.add_exception_handler(asyncpg.exceptions.InternalClientError, on_database_error)
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

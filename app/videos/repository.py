@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import asyncpg
 from sqlalchemy import func, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -114,6 +115,28 @@ FINISH = """
 FINISH_BY_ID = Statement(FINISH.format(match='"id" = :video_id'))
 FINISH_BY_FAL_REQUEST = Statement(FINISH.format(match='"falRequestId" = :fal_request_id'))
 KNOWN_FAL_REQUEST = Statement('SELECT EXISTS (SELECT FROM "videos" WHERE "falRequestId" = :id)')
+
+
+async def lock_owner(driver: asyncpg.Connection, user_id: uuid.UUID) -> None:
+    await LOCK_OWNER.fetchval(driver, user_id=user_id)
+
+
+async def insert_charged(driver: asyncpg.Connection, **params: Any) -> asyncpg.Record:
+    """CREATE: whether the job was created, the user's active jobs and balance before it."""
+    row = await CREATE.fetchrow(driver, **params)
+    assert row is not None  # the statement's SELECT always answers one row
+    return row
+
+
+async def finish_by_fal_request(
+    driver: asyncpg.Connection, fal_request_id: str, **params: Any
+) -> asyncpg.Record | None:
+    """FINISH keyed by Fal's request id, as its own transaction: the row, or None."""
+    return await FINISH_BY_FAL_REQUEST.fetchrow(driver, fal_request_id=fal_request_id, **params)
+
+
+async def fal_request_known(driver: asyncpg.Connection, fal_request_id: str) -> bool:
+    return bool(await KNOWN_FAL_REQUEST.fetchval(driver, id=fal_request_id))
 
 
 async def finish(session: AsyncSession, video_id: uuid.UUID, **params: Any) -> Video | None:

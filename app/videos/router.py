@@ -6,16 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from app.catalog.service import ActiveModels, ModelNotFound
+from app.catalog.service import ModelNotFound
 from app.core.deps import DbDep, SessionDep, SessionmakerDep, SettingsDep
 from app.core.errors import Unauthorized, problem_responses
-from app.core.idempotency import (
-    IDEMPOTENCY_ERRORS,
-    IdempotencyKey,
-    KeyedRequest,
-    Outcome,
-    claim_on_driver,
-)
+from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, KeyedRequest
 from app.core.pagination import InvalidCursor
 from app.credits.service import InsufficientCredits
 from app.users.deps import CurrentUser
@@ -61,19 +55,13 @@ async def create_video(
     background: BackgroundTasks,
 ) -> Response:
     """Charge for and queue a video. Retries with the same Idempotency-Key replay the answer."""
-    driver, settings = db.driver, request.app.state.settings
-    models: ActiveModels = request.app.state.models
     keyed = KeyedRequest.of(request, scope=f"user:{user.id}", key=idempotency_key, body=body)
-    async with driver.transaction():
-        claim = await claim_on_driver(driver, keyed, settings.idempotency_wait_s)
-        if isinstance(claim, Outcome):
-            return claim.response()
-        model = await models.get(driver, body.model)
-        video_id, outcome = await service.create_video(
-            driver, user.id, body, model=model, keyed=keyed, claim_id=claim, settings=settings
-        )
+    outcome, video_id = await service.create_video(
+        db.driver, request.app.state.models, user.id, body,
+        keyed=keyed, settings=request.app.state.settings,
+    )  # fmt: skip
     dispatcher: Dispatcher | None = request.app.state.dispatcher
-    if dispatcher is not None:
+    if video_id is not None and dispatcher is not None:
         # Runs after the response, hence after the commit: the pending row is the outbox, and
         # if this process dies first, the reconciler submits it.
         background.add_task(dispatcher.submit, video_id)

@@ -20,7 +20,7 @@ from app.catalog.models import CatalogModel
 from app.core.columns import utcnow
 from app.core.config import Settings
 from app.core.errors import AppError, NotFound
-from app.core.idempotency import KeyedRequest, Outcome
+from app.core.idempotency import KeyedRequest, Outcome, claim_on_driver
 from app.core.pagination import decode_cursor, encode_cursor
 from app.credits.service import InsufficientCredits
 from app.fal.results import FalOutcome
@@ -50,6 +50,34 @@ def debit_key(video_id: uuid.UUID) -> str:
 
 async def create_video(
     driver: asyncpg.Connection,
+    models: catalog.ActiveModels,
+    user_id: uuid.UUID,
+    request: VideoCreate,
+    *,
+    keyed: KeyedRequest,
+    settings: Settings,
+) -> tuple[Outcome, uuid.UUID | None]:
+    """Charge for and queue a video once per Idempotency-Key, in one transaction on `driver`.
+
+    Returns the answer and the new video's id (None when the answer is a replay). The key
+    is claimed first; then the request is validated and priced, and one statement charges,
+    inserts the `pending` row and stores the answer under the claim. Keeps: one debit per
+    video (its ledger key derives from the video id); never a charge without a job row,
+    never a job row without its charge; the per-user active-job cap.
+    """
+    async with driver.transaction():
+        claim = await claim_on_driver(driver, keyed, settings.idempotency_wait_s)
+        if isinstance(claim, Outcome):
+            return claim, None
+        model = await models.get(driver, request.model)
+        outcome, video_id = await _charge_and_insert(
+            driver, user_id, request, model=model, keyed=keyed, claim_id=claim, settings=settings
+        )
+    return outcome, video_id
+
+
+async def _charge_and_insert(
+    driver: asyncpg.Connection,
     user_id: uuid.UUID,
     request: VideoCreate,
     *,
@@ -57,14 +85,7 @@ async def create_video(
     keyed: KeyedRequest,
     claim_id: uuid.UUID,
     settings: Settings,
-) -> tuple[uuid.UUID, Outcome]:
-    """Validate and price, then charge and insert the `pending` row together.
-
-    Runs in the driver's transaction, after `claim_id` claimed the Idempotency-Key; the
-    response is stored under the claim in the same statement as the charge. Keeps: one
-    debit per video (its ledger key derives from the video id); never a charge without a
-    job row, never a job row without its charge; the per-user active-job cap.
-    """
+) -> tuple[Outcome, uuid.UUID]:
     request = normalize(request, model, settings.max_data_uri_bytes)
     assert request.duration is not None  # filled in by normalize
     price = model.credits_per_second * request.duration
@@ -90,8 +111,8 @@ async def create_video(
         completed_at=None,
     )
     response = video.model_dump_json()
-    await repository.LOCK_OWNER.fetchval(driver, user_id=user_id)
-    outcome = await repository.CREATE.fetchrow(
+    await repository.lock_owner(driver, user_id)
+    outcome = await repository.insert_charged(
         driver,
         user_id=user_id,
         max_active=settings.max_active_jobs_per_user,
@@ -114,7 +135,6 @@ async def create_video(
         claim_id=claim_id,
         response=response,
     )
-    assert outcome is not None  # the statement always answers one row
     if outcome["active_jobs"] >= settings.max_active_jobs_per_user:
         raise TooManyActiveJobs(
             f"{outcome['active_jobs']} jobs are still running; the limit is "
@@ -127,7 +147,7 @@ async def create_video(
         raise InsufficientCredits(
             f"this needs {price} credits; the balance is {outcome['balance']}"
         )
-    return video.id, Outcome(202, response, replayed=False)
+    return Outcome(202, response, replayed=False), video.id
 
 
 # What a move into a terminal state may record besides the status (repository.FINISH).
@@ -251,11 +271,9 @@ async def finish_by_fal_request(
     """A webhook's outcome for the job Fal knows as `fal_request_id`: one statement."""
     target, values = _final_word(outcome)
     params = _finish_params(target, EventSource.WEBHOOK, **values)
-    if await repository.FINISH_BY_FAL_REQUEST.fetchrow(
-        driver, fal_request_id=fal_request_id, **params
-    ):
+    if await repository.finish_by_fal_request(driver, fal_request_id, **params):
         return "applied"
-    known = await repository.KNOWN_FAL_REQUEST.fetchval(driver, id=fal_request_id)
+    known = await repository.fal_request_known(driver, fal_request_id)
     return "duplicate" if known else "unknown"
 
 
