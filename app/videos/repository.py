@@ -16,7 +16,7 @@ from app.core.sql import Statement
 from app.videos.models import Video, VideoStatus
 from app.videos.state import ACTIVE
 
-# Creating a video is three statements after the idempotency claim. LOCK_OWNER first, alone:
+# Creating a video is two statements after the idempotency claim. LOCK_OWNER first, alone:
 # after waiting for the lock, a statement that also counted the active jobs would count with
 # the snapshot it started with and miss the jobs the previous holder just committed. CREATE
 # then runs with a fresh snapshot (READ COMMITTED) under that lock, so the cap is exact.
