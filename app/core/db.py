@@ -29,8 +29,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout_s,
         # No pool_pre_ping: it costs a BEGIN/ROLLBACK round trip on every checkout. A
         # connection the server closed is caught for free below; one that dies mid-request
-        # fails that request with a 503 (clients retry with the same Idempotency-Key) and
-        # SQLAlchemy then recycles the whole pool.
+        # (or just before asyncpg saw the close) fails that request with a retryable 503 and
+        # is discarded (app/core/deps.py `get_db`).
         connect_args={"timeout": settings.health_timeout_s, "server_settings": {"timezone": "UTC"}},
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)

@@ -155,13 +155,11 @@ class KeyedRequest:
         return Outcome(stored["responseStatus"], stored["responseBody"], replayed=True)
 
 
-def _in_flight(error: Exception) -> IdempotencyKeyInFlight:
-    in_flight = IdempotencyKeyInFlight(
+def _in_flight() -> IdempotencyKeyInFlight:
+    return IdempotencyKeyInFlight(
         "a request with this Idempotency-Key is still being processed; retry shortly",
         headers={"Retry-After": "1"},
     )
-    in_flight.__cause__ = error
-    return in_flight
 
 
 async def claim_on_driver(
@@ -173,7 +171,7 @@ async def claim_on_driver(
     try:
         claim: uuid.UUID | None = await CLAIM.fetchval(driver, **keyed.claim_params(wait_s))
     except asyncpg.LockNotAvailableError as error:
-        raise _in_flight(error) from error
+        raise _in_flight() from error
     if claim is not None:
         return claim
     stored = await STORED.fetchrow(driver, scope=keyed.scope, key=keyed.key)
@@ -201,7 +199,7 @@ async def run_once(
         claim = result.scalar_one_or_none()
     except DBAPIError as error:
         if sqlstate(error) == LOCK_NOT_AVAILABLE:
-            raise _in_flight(error) from error
+            raise _in_flight() from error
         raise
     await session.execute(UNBOUND_LOCKS)
 

@@ -44,6 +44,13 @@ class TooManyActiveJobs(AppError):
     status, code, title = 429, "too_many_active_jobs", "Too many active jobs"
 
 
+# The new row's columns that are the response's fields as they are (repository.CREATE).
+STORED_AS_ASKED: set[str] = {
+    "id", "kind", "prompt", "negative_prompt", "image_url", "duration", "aspect_ratio",
+    "resolution", "seed",
+}  # fmt: skip
+
+
 def debit_key(video_id: uuid.UUID) -> str:
     return f"video:{video_id}:debit"
 
@@ -114,19 +121,11 @@ async def _charge_and_insert(
     await repository.lock_owner(driver, user_id)
     outcome = await repository.insert_charged(
         driver,
+        **video.model_dump(include=STORED_AS_ASKED),
         user_id=user_id,
         max_active=settings.max_active_jobs_per_user,
         amount=-price,
-        id=video.id,
         model_id=model.id,
-        kind=model.kind,
-        prompt=video.prompt,
-        negative_prompt=video.negative_prompt,
-        image_url=video.image_url,
-        duration=video.duration,
-        aspect_ratio=video.aspect_ratio,
-        resolution=video.resolution,
-        seed=video.seed,
         idempotency_key=keyed.key,
         fingerprint=keyed.fingerprint,
         now=now,
