@@ -1,14 +1,18 @@
 """Settings from the environment and `.env` (DESIGN §9). One object, read once."""
 
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Fal calls other than submit are bounded by this many times FAL_TIMEOUT_S (app/fal/client.py).
+FAL_CALL_BUDGET_FACTOR = 3
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "admin", "secret", "dev-admin-token"})
 
 
@@ -32,6 +36,15 @@ def to_asyncpg_url(url: str) -> str:
 def to_libpq_url(url: str) -> str:
     """The same URL in the form libpq tools (pg_dump, psql) and raw asyncpg accept."""
     return "postgresql://" + to_asyncpg_url(url).removeprefix("postgresql+asyncpg://")
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host or host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: resolved by Fal, not by us
 
 
 class Settings(BaseSettings):
@@ -60,8 +73,21 @@ class Settings(BaseSettings):
     # How often GET /api/videos/{id}/events re-reads the row (any replica's change shows up).
     events_poll_interval_s: float = Field(default=1.0, gt=0)
 
+    # Credits = ceil(Fal's cost x (100 + margin) / 100 / USD per credit): never below Fal's bill.
+    price_margin_percent: int = Field(default=20, ge=0, le=1000)
+    # When set, a webhook signed for another Fal user id is refused (401) and changes nothing.
+    fal_webhook_user_id: str | None = None
+
     # Fal: every call bounded; the simulator's storage host when FAL_KEY is unset (dev/tests).
+    # Status, result, cancel and upload: fal-client's own retries included, within 3x this.
     fal_timeout_s: float = Field(default=10.0, gt=0)
+    # One submit POST, never retried by fal-client after a timeout (it would start a second
+    # paid job): fal-client's own default. A submit that times out is "maybe accepted".
+    fal_submit_timeout_s: float = Field(default=120.0, gt=0)
+    # A submit that timed out or whose process died may have reached Fal: its webhook (whose
+    # URL names the video) is awaited this long before the job is submitted again. Also the
+    # lease of a row being submitted, so it must outlast the submit call.
+    submit_uncertain_grace_s: float = Field(default=600.0, gt=0)
     fal_storage_url: str | None = None
     # Dispatch and reconciliation (DESIGN §5): a job never waits forever.
     # Off only in tests of the API alone: then nothing talks to Fal and `pending` rows wait.
@@ -70,8 +96,9 @@ class Settings(BaseSettings):
     reconcile_batch: int = Field(default=50, ge=1)
     submit_max_attempts: int = Field(default=5, ge=1)
     submit_backoff_s: float = Field(default=2.0, gt=0)
-    # A claim on a row (while we talk to Fal) expires after this; then another worker may retry.
-    claim_lease_s: float = Field(default=30.0, gt=0)
+    # A claim on a row being polled (status, then result) expires after this; then another
+    # worker may retry. It must outlast both calls (validated).
+    claim_lease_s: float = Field(default=90.0, gt=0)
     # Poll Fal about a queued / processing job we have heard nothing of for this long.
     poll_after_s: float = Field(default=30.0, gt=0)
     # A job still not finished this long after creation is failed and refunded.
@@ -115,12 +142,31 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets_in_production(self) -> "Settings":
+    def _leases_outlast_calls(self) -> "Settings":
+        if self.submit_uncertain_grace_s <= self.fal_submit_timeout_s:
+            raise ValueError("SUBMIT_UNCERTAIN_GRACE_S must exceed FAL_SUBMIT_TIMEOUT_S")
+        if self.claim_lease_s <= 2 * FAL_CALL_BUDGET_FACTOR * self.fal_timeout_s:
+            raise ValueError(
+                "CLAIM_LEASE_S must exceed a poll's two Fal calls "
+                f"(2 x {FAL_CALL_BUDGET_FACTOR} x FAL_TIMEOUT_S)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
         if self.app_env is AppEnv.PRODUCTION:
             if self.admin_token in PLACEHOLDER_SECRETS or len(self.admin_token) < 24:
                 raise ValueError("ADMIN_TOKEN must be a real secret (24+ chars) in production")
             if not self.fal_key:
                 raise ValueError("FAL_KEY is required in production (the simulator is dev-only)")
+            public = urlsplit(self.public_base_url)
+            if public.scheme != "https" or _is_loopback(public.hostname):
+                raise ValueError(
+                    "PUBLIC_BASE_URL must be an https:// address Fal can reach in production "
+                    f"(got {self.public_base_url!r}): Fal sends webhooks there"
+                )
+            if urlsplit(self.fal_jwks_url).scheme != "https":
+                raise ValueError("FAL_JWKS_URL must be https:// in production")
         return self
 
     @property

@@ -36,10 +36,17 @@ class AppError(Exception):
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
 
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {}
+        self.errors = errors  # per-field detail (`loc`, `msg`, …), when there is a field to name
 
 
 class NotFound(AppError):
@@ -117,7 +124,9 @@ def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]
 def install_error_handlers(app: FastAPI) -> None:
     async def on_app_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
-        return problem_response(exc.status, exc.code, exc.title, exc.detail, exc.headers)
+        return problem_response(
+            exc.status, exc.code, exc.title, exc.detail, exc.headers, errors=exc.errors
+        )
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -126,6 +135,14 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        if errors and all(e["type"] == "extra_forbidden" for e in errors):
+            # A body field no schema knows: the same answer as a field the model lacks.
+            names = ", ".join(repr(e["loc"][-1]) for e in errors)
+            return problem_response(
+                422, "unsupported_parameter", "Parameter not supported",
+                f"unknown field(s) {names}; GET /api/models lists each model's parameters",
+                errors=errors,
+            )  # fmt: skip
         return problem_response(422, "validation_error", "Invalid request", detail, errors=errors)
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:

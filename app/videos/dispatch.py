@@ -26,20 +26,23 @@ logger = logging.getLogger(__name__)
 
 
 def fal_arguments(video: Video, model: CatalogModel) -> dict[str, Any]:
-    """The model input Fal expects, spelled the way this model spells it."""
-    arguments: dict[str, Any] = {
-        "prompt": video.prompt,
-        "duration": model.duration_format.format(n=video.duration),
-    }
-    optional = {
-        "image_url": video.image_url,
-        "negative_prompt": video.negative_prompt,
-        "aspect_ratio": video.aspect_ratio,
-        "resolution": video.resolution,
-        "seed": video.seed,
-    }
-    arguments.update({k: v for k, v in optional.items() if v is not None})
-    return arguments
+    """The model input Fal expects: the video's normalised options in Fal's types."""
+    spec = catalog.spec_of(model)
+    if spec is None:
+        raise ValueError(f"model {model.slug} has no spec; run `vidgen models sync`")
+    options = video.options
+    if options is None:  # a row from before options were stored: its columns say it all
+        legacy = {
+            "duration": video.duration,
+            "negative_prompt": video.negative_prompt,
+            "aspect_ratio": video.aspect_ratio,
+            "resolution": video.resolution,
+            "seed": video.seed,
+        }
+        options = spec.defaults() | {
+            k: v for k, v in legacy.items() if v is not None and k in spec.parameters
+        }
+    return spec.fal_input(video.prompt, video.image_url, options)
 
 
 async def _model(session: AsyncSession, video: Video) -> CatalogModel:
@@ -55,22 +58,31 @@ class Dispatcher:
         self.settings = settings
 
     async def submit(self, video_id: uuid.UUID | None = None) -> int:
-        """Submit one pending job (`video_id`) or a batch of due ones; return how many."""
+        """Submit one pending job (`video_id`) or a batch of due ones; return how many.
+
+        The lease is the uncertain-submit grace: if this process dies mid-submit, Fal may have
+        the job, and its webhook (whose URL names the video) has that long to arrive and be
+        adopted before the row is submitted again.
+        """
         async with unit_of_work(self.sessions) as session:
             claimed = await repository.claim_pending(
                 session,
-                lease_s=self.settings.claim_lease_s,
+                lease_s=self.settings.submit_uncertain_grace_s,
                 limit=self.settings.reconcile_batch,
                 video_id=video_id,
             )
             jobs = [(video, await _model(session, video)) for video in claimed]
         for video, model in jobs:
-            await self._submit_one(video, model)
+            try:
+                await self._submit_one(video, model)
+            except Exception:  # one job's failure must not stop the others (lease retries it)
+                logger.exception("submitting video %s failed", video.id)
         return len(jobs)
 
     async def _submit_one(self, video: Video, model: CatalogModel) -> None:
         try:
-            request_id = await self.gateway.submit(model.fal_endpoint, fal_arguments(video, model))
+            arguments = fal_arguments(video, model)
+            request_id = await self.gateway.submit(model.fal_endpoint, arguments, video.id)
         except FalError as error:
             await self._submit_failed(video, error)
             return
@@ -91,17 +103,27 @@ class Dispatcher:
 
     async def _submit_failed(self, video: Video, error: FalError) -> None:
         attempts = video.submit_attempts
-        give_up = not error.retryable or attempts >= self.settings.submit_max_attempts
         logger.warning("submit of video %s failed (attempt %d): %s", video.id, attempts, error)
+        if error.maybe_accepted:
+            # Fal may be running it: wait for its webhook rather than start a second paid job.
+            # The claim's lease already holds the row for the grace period; say so explicitly.
+            grace = timedelta(seconds=self.settings.submit_uncertain_grace_s)
+            async with unit_of_work(self.sessions) as session:
+                await repository.set_fields(session, video.id, next_attempt_at=utcnow() + grace)
+            return
+        give_up = not error.retryable or attempts >= self.settings.submit_max_attempts
         async with unit_of_work(self.sessions) as session:
             if give_up:
+                refused = results.from_error(
+                    str(error), error.body, error.error_type, error.status_code
+                )
                 await service.change_status(
                     session,
                     video.id,
                     VideoStatus.FAILED,
                     EventSource.DISPATCH,
-                    error_code="submit_failed",
-                    error_message=f"{error} (after {attempts} attempt(s))",
+                    error_code=refused.error_code,
+                    error_message=f"{refused.error_message} (after {attempts} attempt(s))",
                 )
             else:
                 backoff = self.settings.submit_backoff_s * 2 ** (attempts - 1)
@@ -131,23 +153,17 @@ class Dispatcher:
             except FalError as error:
                 logger.warning("polling video %s failed: %s", video.id, error)
                 if not error.retryable:  # Fal no longer knows the request
-                    await self._finish(
-                        video.id,
-                        results.FalOutcome(error_code="fal_request_lost", error_message=str(error)),
-                        EventSource.POLL,
-                    )
+                    lost = results.provider_error(f"Fal no longer knows the request: {error}")
+                    await self._finish(video.id, lost, EventSource.POLL)
+            except Exception:  # this job's step only: the lease brings it back next time
+                logger.exception("polling video %s failed", video.id)
         return len(jobs)
 
     async def _poll_one(self, video: Video, model: CatalogModel) -> None:
         assert video.fal_request_id is not None
         status = await self.gateway.status(model.fal_endpoint, video.fal_request_id)
         if status.state == "completed":
-            if status.error:
-                outcome = results.from_error(status.error, None, status.error_type)
-            else:
-                output = await self.gateway.result(model.fal_endpoint, video.fal_request_id)
-                outcome = results.from_output(output)
-            await self._finish(video.id, outcome, EventSource.POLL)
+            await self._finish(video.id, await self._final_word(video, model), EventSource.POLL)
             return
         async with unit_of_work(self.sessions) as session:
             news = {"last_event_at": utcnow(), "next_attempt_at": None}
@@ -163,6 +179,21 @@ class Dispatcher:
                     session, video.id, queue_position=status.queue_position, **news
                 )
 
+    async def _final_word(self, video: Video, model: CatalogModel) -> results.FalOutcome:
+        """A completed request's outcome, from its result: the output, or Fal's own error.
+
+        The result of a failed request answers with the model's status code and body, which
+        say why it failed (content policy, invalid input) better than the status does.
+        """
+        assert video.fal_request_id is not None
+        try:
+            output = await self.gateway.result(model.fal_endpoint, video.fal_request_id)
+        except FalError as error:
+            if error.status_code is None:  # no answer at all: ask again on the next pass
+                raise
+            return results.from_error(str(error), error.body, error.error_type, error.status_code)
+        return results.from_output(output)
+
     async def _finish(
         self, video_id: uuid.UUID, outcome: results.FalOutcome, source: EventSource
     ) -> None:
@@ -170,7 +201,11 @@ class Dispatcher:
             await service.finish_from_fal(session, video_id, outcome, source)
 
     async def fail_overdue(self) -> int:
-        """Fail (and refund) jobs past the deadline, then stop them at Fal."""
+        """Fail (and refund) jobs past the deadline, then stop them at Fal.
+
+        Each job in its own transaction: one that cannot be finished is logged and skipped
+        (its lease brings it back), never holding up the others.
+        """
         async with unit_of_work(self.sessions) as session:
             claimed = await repository.claim_overdue(
                 session,
@@ -178,18 +213,21 @@ class Dispatcher:
                 lease_s=self.settings.claim_lease_s,
                 limit=self.settings.reconcile_batch,
             )
-            stopped = []
-            for video in claimed:
-                failed = await service.change_status(
-                    session,
-                    video.id,
-                    VideoStatus.FAILED,
-                    EventSource.DEADLINE,
-                    error_code="deadline_exceeded",
-                    error_message=f"not finished within {self.settings.job_deadline_s:g}s",
-                )
-                if failed is not None and failed.fal_request_id:
-                    stopped.append((await _model(session, video), failed.fal_request_id))
-        for model, request_id in stopped:
-            await self.cancel_quietly(model.fal_endpoint, request_id)
+        for video in claimed:
+            try:
+                async with unit_of_work(self.sessions) as session:
+                    failed = await service.change_status(
+                        session,
+                        video.id,
+                        VideoStatus.FAILED,
+                        EventSource.DEADLINE,
+                        error_code="timeout",
+                        error_message=f"not finished within {self.settings.job_deadline_s:g}s",
+                    )
+                    model = await _model(session, video)
+            except Exception:
+                logger.exception("failing overdue video %s failed", video.id)
+                continue
+            if failed is not None and failed.fal_request_id:
+                await self.cancel_quietly(model.fal_endpoint, failed.fal_request_id)
         return len(claimed)

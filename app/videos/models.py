@@ -14,6 +14,9 @@ class VideoStatus(StrEnum):
     PENDING = "pending"
     QUEUED = "queued"
     PROCESSING = "processing"
+    CANCELING = (
+        "canceling"  # canceled while Fal runs it: ends canceled, or completed if Fal delivers
+    )
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
@@ -35,6 +38,7 @@ class Video(SQLModel, table=True):
     aspect_ratio: str | None = column("aspectRatio", default=None)
     resolution: str | None = None
     seed: int | None = Field(default=None, sa_type=BigInteger)
+    options: dict[str, Any] | None = Field(default=None, sa_type=JSONB(none_as_null=True))
     status: str = VideoStatus.PENDING
     fal_request_id: str | None = column("falRequestId", default=None)
     queue_position: int | None = column("queuePosition", default=None)

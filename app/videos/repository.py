@@ -43,11 +43,11 @@ CREATE = Statement(f"""
     ),
     video AS (
         INSERT INTO "videos" ("id", "userId", "modelId", "kind", "prompt", "negativePrompt",
-            "imageUrl", "duration", "aspectRatio", "resolution", "seed", "status",
+            "imageUrl", "duration", "aspectRatio", "resolution", "seed", "options", "status",
             "creditsCharged", "idempotencyKey", "requestFingerprint", "createdAt", "updatedAt")
         SELECT :id, "id", :model_id, :kind, :prompt, :negative_prompt, :image_url, :duration,
-            :aspect_ratio, :resolution, :seed, 'pending', 0 - :amount, :idempotency_key,
-            :fingerprint, :now, :now
+            :aspect_ratio, :resolution, :seed, CAST(:options AS jsonb), 'pending', 0 - :amount,
+            :idempotency_key, :fingerprint, :now, :now
         FROM charged
         RETURNING "id"
     ),
@@ -110,10 +110,15 @@ FINISH = """
             'video:' || "videoId" || '\\:refund', 'video ' || :status, "videoId"
         FROM refunded
     )
-    SELECT * FROM finished
+    SELECT {columns} FROM finished
 """
-FINISH_BY_ID = Statement(FINISH.format(match='"id" = :video_id'))
-FINISH_BY_FAL_REQUEST = Statement(FINISH.format(match='"falRequestId" = :fal_request_id'))
+# Named, in the model's order: `finish` maps the result onto Video by position, and `*` would
+# follow the table's order, which a column added by a later migration does not keep.
+VIDEO_COLUMNS = ", ".join(f'"{c.name}"' for c in Video.__table__.columns)  # type: ignore[attr-defined]
+FINISH_BY_ID = Statement(FINISH.format(match='"id" = :video_id', columns=VIDEO_COLUMNS))
+FINISH_BY_FAL_REQUEST = Statement(
+    FINISH.format(match='"falRequestId" = :fal_request_id', columns=VIDEO_COLUMNS)
+)
 KNOWN_FAL_REQUEST = Statement('SELECT EXISTS (SELECT FROM "videos" WHERE "falRequestId" = :id)')
 
 

@@ -16,7 +16,7 @@ from app.users.deps import CurrentUser
 from app.videos import repository, service
 from app.videos.dispatch import Dispatcher
 from app.videos.models import VideoStatus
-from app.videos.schemas import VideoCreate, VideoPublic, VideosPage
+from app.videos.schemas import Quote, VideoCreate, VideoPublic, VideosPage
 from app.videos.state import is_terminal
 from app.videos.validation import VALIDATION_ERRORS
 
@@ -66,6 +66,22 @@ async def create_video(
         # if this process dies first, the reconciler submits it.
         background.add_task(dispatcher.submit, video_id)
     return outcome.response()
+
+
+@router.post(
+    "/api/videos/quote",
+    response_model=Quote,
+    response_model_exclude_none=True,
+    responses=problem_responses(Unauthorized, ModelNotFound, *VALIDATION_ERRORS),
+)
+async def quote_video(body: VideoCreate, request: Request, _: CurrentUser, db: DbDep) -> Quote:
+    """The credits a create with this body would charge, and the options it would run with.
+
+    Takes exactly the create body, without an Idempotency-Key; writes and charges nothing.
+    """
+    return await service.quote_video(
+        db.driver, request.app.state.models, body, request.app.state.settings
+    )
 
 
 @router.get(

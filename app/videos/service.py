@@ -10,13 +10,14 @@ in a handful of statements (app/core/sql.py says why); the rest uses the SQLAlch
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
-from app.catalog.models import CatalogModel
+from app.catalog.pricing import credits_for
 from app.core.columns import utcnow
 from app.core.config import Settings
 from app.core.errors import AppError, NotFound
@@ -27,9 +28,9 @@ from app.fal.results import FalOutcome
 from app.users.service import UserNotFound
 from app.videos import repository
 from app.videos.models import EventSource, Video, VideoStatus
-from app.videos.schemas import VideoCreate, VideoPublic, VideosPage
+from app.videos.schemas import OPTION_FIELDS, Quote, VideoCreate, VideoPublic, VideosPage
 from app.videos.state import ALLOWED_FROM, REFUNDED, TERMINAL
-from app.videos.validation import normalize
+from app.videos.validation import NormalisedRequest, normalise
 
 
 class VideoNotFound(NotFound):
@@ -49,6 +50,39 @@ STORED_AS_ASKED: set[str] = {
     "id", "kind", "prompt", "negative_prompt", "image_url", "duration", "aspect_ratio",
     "resolution", "seed",
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PricedRequest:
+    offer: catalog.Offer
+    request: NormalisedRequest
+    credits: int
+
+
+def price_request(offer: catalog.Offer, body: VideoCreate, settings: Settings) -> PricedRequest:
+    """Check `body` against its model and price it: what a quote says and a create charges."""
+    request = normalise(body, offer.spec, settings.max_data_uri_bytes)
+    credits = credits_for(
+        offer.spec,
+        request.options,
+        margin_percent=settings.price_margin_percent,
+        credit_usd=catalog.credit_usd(),
+    )
+    return PricedRequest(offer, request, credits)
+
+
+async def quote_video(
+    driver: asyncpg.Connection, models: catalog.ActiveModels, body: VideoCreate, settings: Settings
+) -> Quote:
+    """The price and normalised options of a create with this body; writes nothing."""
+    priced = price_request(await models.get(driver, body.model), body, settings)
+    options = priced.request.options
+    return Quote(
+        credits=priced.credits,
+        model=priced.offer.spec.slug,
+        kind=priced.offer.spec.kind,
+        **{name: options[name] for name in OPTION_FIELDS if name in options},
+    )
 
 
 def debit_key(video_id: uuid.UUID) -> str:
@@ -76,9 +110,9 @@ async def create_video(
         claim = await claim_on_driver(driver, keyed, settings.idempotency_wait_s)
         if isinstance(claim, Outcome):
             return claim, None
-        model = await models.get(driver, request.model)
+        priced = price_request(await models.get(driver, request.model), request, settings)
         outcome, video_id = await _charge_and_insert(
-            driver, user_id, request, model=model, keyed=keyed, claim_id=claim, settings=settings
+            driver, user_id, priced, keyed=keyed, claim_id=claim, settings=settings
         )
     return outcome, video_id
 
@@ -86,16 +120,13 @@ async def create_video(
 async def _charge_and_insert(
     driver: asyncpg.Connection,
     user_id: uuid.UUID,
-    request: VideoCreate,
+    priced: PricedRequest,
     *,
-    model: CatalogModel,
     keyed: KeyedRequest,
     claim_id: uuid.UUID,
     settings: Settings,
 ) -> tuple[Outcome, uuid.UUID]:
-    request = normalize(request, model, settings.max_data_uri_bytes)
-    assert request.duration is not None  # filled in by normalize
-    price = model.credits_per_second * request.duration
+    model, request, price = priced.offer.model, priced.request, priced.credits
     now = utcnow()
     video = VideoPublic(
         id=uuid.uuid4(),
@@ -103,12 +134,13 @@ async def _charge_and_insert(
         model=model.slug,
         kind=model.kind,
         prompt=request.prompt,
-        negative_prompt=request.negative_prompt,
+        negative_prompt=request.option("negative_prompt"),
         image_url=request.image_url,
-        duration=request.duration,
-        aspect_ratio=request.aspect_ratio,
-        resolution=request.resolution,
-        seed=request.seed,
+        duration=request.option("duration"),
+        aspect_ratio=request.option("aspect_ratio"),
+        resolution=request.option("resolution"),
+        seed=request.option("seed"),
+        options=request.options,
         credits_charged=price,
         queue_position=None,
         video=None,
@@ -122,6 +154,7 @@ async def _charge_and_insert(
     outcome = await repository.insert_charged(
         driver,
         **video.model_dump(include=STORED_AS_ASKED),
+        options=json.dumps(request.options),
         user_id=user_id,
         max_active=settings.max_active_jobs_per_user,
         amount=-price,

@@ -1,13 +1,21 @@
-"""Checking a video request against its model's limits; each failure names what is allowed."""
+"""Checking a video request against its model's schema; each failure names what is allowed.
+
+The model's schema (app.fal.model_spec, from app/catalog/catalog.json) says which options it
+takes, their allowed values and defaults, and which combinations Fal refuses. A request that
+passes is normalised: every option the model takes, given or defaulted, is what is priced,
+stored and sent to Fal.
+"""
 
 import base64
 import binascii
 import re
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from app.catalog.models import CatalogModel
 from app.core.errors import AppError
-from app.videos.schemas import VideoCreate
+from app.fal.model_spec import ModelSpec, Scalar
+from app.videos.schemas import OPTION_FIELDS, VideoCreate
 
 
 class InvalidVideoRequest(AppError):
@@ -30,16 +38,28 @@ class PromptTooLong(InvalidVideoRequest):
     code, title = "prompt_too_long", "Prompt too long"
 
 
-class UnsupportedDuration(InvalidVideoRequest):
+class UnsupportedParameter(InvalidVideoRequest):
+    code, title = "unsupported_parameter", "Parameter not supported by this model"
+
+
+class UnsupportedValue(InvalidVideoRequest):
+    code, title = "unsupported_value", "Value not supported by this model"
+
+
+class UnsupportedDuration(UnsupportedValue):
     code, title = "unsupported_duration", "Unsupported duration"
 
 
-class UnsupportedAspectRatio(InvalidVideoRequest):
+class UnsupportedAspectRatio(UnsupportedValue):
     code, title = "unsupported_aspect_ratio", "Unsupported aspect ratio"
 
 
-class UnsupportedResolution(InvalidVideoRequest):
+class UnsupportedResolution(UnsupportedValue):
     code, title = "unsupported_resolution", "Unsupported resolution"
+
+
+class UnsupportedCombination(InvalidVideoRequest):
+    code, title = "unsupported_combination", "Options not supported together"
 
 
 VALIDATION_ERRORS = (
@@ -47,22 +67,36 @@ VALIDATION_ERRORS = (
     ImageNotAllowed,
     InvalidImageUrl,
     PromptTooLong,
+    UnsupportedParameter,
+    UnsupportedValue,
     UnsupportedDuration,
     UnsupportedAspectRatio,
     UnsupportedResolution,
+    UnsupportedCombination,
 )
+# The value errors that have had their own code since the first release.
+VALUE_ERRORS: dict[str, type[UnsupportedValue]] = {
+    "duration": UnsupportedDuration,
+    "aspect_ratio": UnsupportedAspectRatio,
+    "resolution": UnsupportedResolution,
+}
 DATA_URI = re.compile(r"^data:image/(png|jpeg|webp|gif);base64,([A-Za-z0-9+/=\s]+)$")
 
 
-def _choose(
-    value: str | None, allowed: list[str], error: type[InvalidVideoRequest], what: str
-) -> str | None:
-    if value is None:
-        return allowed[0] if allowed else None
-    if value not in allowed:
-        options = ", ".join(allowed) if allowed else "none (leave it out)"
-        raise error(f"{what} {value!r} is not supported by this model; allowed: {options}")
-    return value
+@dataclass(frozen=True)
+class NormalisedRequest:
+    """A request that passed its model's schema: what is priced, stored and sent to Fal."""
+
+    prompt: str
+    image_url: str | None
+    options: dict[str, Scalar]
+
+    def option(self, name: str) -> Any:
+        return self.options.get(name)
+
+
+def _field_error(field: str, message: str, **extra: Any) -> list[dict[str, Any]]:
+    return [{"loc": ["body", field], "msg": message, **extra}]
 
 
 def check_image_url(url: str, max_data_uri_bytes: int) -> None:
@@ -86,38 +120,63 @@ def check_image_url(url: str, max_data_uri_bytes: int) -> None:
         raise InvalidImageUrl("image_url must be an https:// URL (or a data: image URI)")
 
 
-def normalize(request: VideoCreate, model: CatalogModel, max_data_uri_bytes: int) -> VideoCreate:
-    """The request with defaults filled in, or the first rule it breaks."""
-    if model.kind == "image-to-video" and not request.image_url:
-        raise ImageRequired(f"{model.slug} is image-to-video: image_url is required")
-    if model.kind == "text-to-video" and request.image_url:
-        raise ImageNotAllowed(f"{model.slug} is text-to-video: leave out image_url")
-    if len(request.prompt) > model.max_prompt_length:
+def _check_prompt(request: VideoCreate, spec: ModelSpec) -> None:
+    limit = spec.prompt.max_length
+    if len(request.prompt) > limit:
         raise PromptTooLong(
-            f"Prompt too long: {len(request.prompt)} characters, "
-            f"the limit is {model.max_prompt_length}"
+            f"Prompt too long: {len(request.prompt)} characters, the limit is {limit}",
+            errors=_field_error("prompt", f"at most {limit} characters", max_length=limit),
         )
-    if request.negative_prompt and len(request.negative_prompt) > model.max_prompt_length:
-        raise PromptTooLong(
-            f"Negative prompt too long: {len(request.negative_prompt)} characters, "
-            f"the limit is {model.max_prompt_length}"
-        )
-    duration = request.duration or min(model.durations)
-    if duration not in model.durations:
-        allowed = ", ".join(str(d) for d in model.durations)
-        raise UnsupportedDuration(
-            f"duration {duration}s is not supported by this model; allowed: {allowed}"
-        )
+
+
+def _given_options(request: VideoCreate, spec: ModelSpec) -> dict[str, Scalar]:
+    given: dict[str, Scalar] = {}
+    for name in OPTION_FIELDS:
+        value = getattr(request, name)
+        if value is None:
+            continue
+        parameter = spec.parameters.get(name)
+        if parameter is None:
+            takes = ", ".join(sorted(spec.parameters)) or "no options"
+            raise UnsupportedParameter(
+                f"{spec.slug} does not take {name!r}; it takes: {takes}",
+                errors=_field_error(name, "not a parameter of this model"),
+            )
+        limit = parameter.max_length
+        if name == "negative_prompt" and limit is not None and len(str(value)) > limit:
+            raise PromptTooLong(
+                f"Negative prompt too long: {len(str(value))} characters, the limit is {limit}",
+                errors=_field_error(name, "too long", max_length=limit),
+            )
+        if problem := parameter.value_errors(value):
+            error = VALUE_ERRORS.get(name, UnsupportedValue)
+            allowed = ", ".join(map(str, parameter.choices or []))
+            raise error(
+                f"{name} {value!r} is not supported by {spec.slug}: {problem}",
+                errors=_field_error(name, problem, allowed=parameter.choices or None) if allowed
+                else _field_error(name, problem),
+            )  # fmt: skip
+        given[name] = value
+    return given
+
+
+def normalise(request: VideoCreate, spec: ModelSpec, max_data_uri_bytes: int) -> NormalisedRequest:
+    """The request with every option the model takes filled in, or the first rule it breaks."""
+    if spec.kind == "image-to-video" and not request.image_url:
+        raise ImageRequired(f"{spec.slug} is image-to-video: image_url is required")
+    if spec.kind == "text-to-video" and request.image_url:
+        raise ImageNotAllowed(f"{spec.slug} is text-to-video: leave out image_url")
+    _check_prompt(request, spec)
+    options = spec.defaults() | _given_options(request, spec)
+    for constraint in spec.constraints:
+        if constraint.broken_by(options):
+            names = [*constraint.when, *constraint.require]
+            raise UnsupportedCombination(
+                f"{spec.slug}: {constraint.message} (asked: "
+                + ", ".join(f"{n}={options.get(n)!r}" for n in names)
+                + ")",
+                errors=[{"loc": ["body", n], "msg": constraint.message} for n in names],
+            )
     if request.image_url:
         check_image_url(request.image_url, max_data_uri_bytes)
-    return request.model_copy(
-        update={
-            "duration": duration,
-            "aspect_ratio": _choose(
-                request.aspect_ratio, model.aspect_ratios, UnsupportedAspectRatio, "aspect_ratio"
-            ),
-            "resolution": _choose(
-                request.resolution, model.resolutions, UnsupportedResolution, "resolution"
-            ),
-        }
-    )
+    return NormalisedRequest(request.prompt, request.image_url, options)

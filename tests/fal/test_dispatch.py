@@ -93,7 +93,7 @@ async def test_text_and_image_jobs_go_all_the_way_through_the_webhook(
             ("completed", "webhook"),
         ]
         assert await ledger(db, video["id"]) == [("debit", -video["credits_charged"])]
-    assert balance == 1000 - 140 - 30
+    assert balance == 1000 - 168 - 34
     submitted = simulator.submissions()["submissions"]
     image_input = next(s["input"] for s in submitted if s["app_id"].endswith("image-to-video"))
     assert image_input["image_url"] == IMAGE and image_input["duration"] == "5"
@@ -108,7 +108,7 @@ async def test_a_failing_job_is_refunded_once_and_says_why(
     assert video["status"] == "failed"
     assert video["error"]["code"] and video["error"]["message"]
     assert video["video"] is None
-    assert await ledger(db, video["id"]) == [("debit", -140), ("refund", 140)]
+    assert await ledger(db, video["id"]) == [("debit", -168), ("refund", 168)]
     assert (await client.get("/api/credits", headers=user.auth)).json()["balance"] == 500
 
 
@@ -260,7 +260,7 @@ async def test_a_job_whose_process_died_before_submitting_is_submitted_after_res
         restarted.stop()
     assert done["status"] == "completed"
     assert simulator.submissions()["by_prompt"]["survives a crash"] == 1
-    assert await ledger(db, video["id"]) == [("debit", -140)]
+    assert await ledger(db, video["id"]) == [("debit", -168)]
 
 
 async def test_two_replicas_submit_each_pending_job_exactly_once(
@@ -310,7 +310,7 @@ async def test_cancel_stops_the_fal_job_and_refunds_once(
         return bool(simulator.job(fal_id)["cancel_calls"] >= 1)
 
     await wait_until(fal_canceled, within=10, what="Fal cancel call")
-    assert await ledger(db, video["id"]) == [("debit", -140), ("refund", 140)]
+    assert await ledger(db, video["id"]) == [("debit", -168), ("refund", 168)]
     assert (await client.get("/api/credits", headers=user.auth)).json()["balance"] == 500
 
 

@@ -53,4 +53,4 @@ async def test_connections_the_server_closed_cost_at_most_one_503_each(
         assert set(statuses) <= {202, 503}, statuses
         assert statuses.count(503) <= size and statuses[-size:] == [202] * size, statuses
         balance = (await client.get("/api/credits", headers=user.auth)).json()["balance"]
-        assert balance == 10_000 - 140 * statuses.count(202)  # a 503 charged nothing
+        assert balance == 10_000 - 168 * statuses.count(202)  # a 503 charged nothing

@@ -13,8 +13,10 @@ from tests.factories import ApiUser, create_user
 from tests.fal.apps import wait_until
 from tests.helpers import run_vidgen
 
-T2V = "kling-v2-master-t2v"  # 28 credits/s, durations 5 / 10, prompt limit 2500
-I2V = "kling-v2.1-standard-i2v"  # 6 credits/s, durations 5 / 10
+# Kling 2.0 Master: Fal bills $1.40 per 5 s + $0.28 per extra second; with the default 20 %
+# margin that is 168 credits for 5 s and 336 for 10 s. Durations 5 / 10, prompt limit 2500.
+T2V = "kling-v2-master-t2v"
+I2V = "kling-v2.1-standard-i2v"  # $0.28 per 5 s ➜ 34 credits (33.6 rounded up)
 IMAGE = "https://images.example.com/cat.png"
 
 
@@ -49,15 +51,15 @@ async def test_create_charges_once_and_returns_a_pending_video(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     user = await create_user(client, credits=1000)
-    response = await create(client, user, t2v(duration=10, aspect_ratio="9:16", seed=7))
+    response = await create(client, user, t2v(duration=10, aspect_ratio="9:16", cfg_scale=0.7))
     assert response.status_code == 202, response.text
     video = response.json()
     assert video["status"] == "pending" and video["model"] == T2V
     assert video["kind"] == "text-to-video" and video["duration"] == 10
-    assert video["credits_charged"] == 280 and video["aspect_ratio"] == "9:16"
+    assert video["credits_charged"] == 336 and video["aspect_ratio"] == "9:16"
     assert video["video"] is None and video["error"] is None
     balance = (await client.get("/api/credits", headers=user.auth)).json()
-    assert balance["balance"] == 720
+    assert balance["balance"] == 1000 - 336
     assert balance["transactions"][0]["kind"] == "debit"
     assert balance["transactions"][0]["video_id"] == video["id"]
 
@@ -65,7 +67,7 @@ async def test_create_charges_once_and_returns_a_pending_video(
         client, user, {"model": I2V, "prompt": "the cat blinks", "image_url": IMAGE}
     )
     assert image.status_code == 202
-    assert image.json()["credits_charged"] == 30 and image.json()["image_url"] == IMAGE
+    assert image.json()["credits_charged"] == 34 and image.json()["image_url"] == IMAGE
 
 
 async def test_200_concurrent_creates_over_20_keys_make_20_videos(
@@ -92,10 +94,10 @@ async def test_insufficient_credits_is_402_with_nothing_written(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     user = await create_user(client, credits=100)
-    response = await create(client, user, t2v(duration=5))  # costs 140
+    response = await create(client, user, t2v(duration=5))  # costs 168
     assert response.status_code == 402
     assert response.json()["code"] == "insufficient_credits"
-    assert "140" in response.json()["detail"] and "100" in response.json()["detail"]
+    assert "168" in response.json()["detail"] and "100" in response.json()["detail"]
     assert await counts(db, user) == (0, 0)
     user_keys = """SELECT count(*) FROM "idempotencyRequests" WHERE scope = 'user:' || $1"""
     assert await db.fetchval(user_keys, str(user.id)) == 0
@@ -109,9 +111,13 @@ async def test_insufficient_credits_is_402_with_nothing_written(
         ({"model": I2V, "prompt": "x"}, 422, "image_required", "image_url is required"),
         (t2v(prompt="p" * 2501), 422, "prompt_too_long",
          "Prompt too long: 2501 characters, the limit is 2500"),
-        (t2v(duration=7), 422, "unsupported_duration", "allowed: 5, 10"),
-        (t2v(aspect_ratio="4:3"), 422, "unsupported_aspect_ratio", "allowed: 16:9, 9:16, 1:1"),
-        (t2v(resolution="1080p"), 422, "unsupported_resolution", "none"),
+        (t2v(prompt="p" * 100_000), 422, "prompt_too_long",
+         "Prompt too long: 100000 characters, the limit is 2500"),
+        (t2v(duration=7), 422, "unsupported_duration", "must be one of 5, 10"),
+        (t2v(aspect_ratio="4:3"), 422, "unsupported_aspect_ratio", "must be one of 16:9, 9:16, 1:1"),
+        (t2v(resolution="1080p"), 422, "unsupported_parameter", "does not take 'resolution'"),
+        (t2v(seed=7), 422, "unsupported_parameter", "does not take 'seed'"),
+        (t2v(cfg_scale=1.5), 422, "unsupported_value", "must be at most 1"),
         ({"model": I2V, "prompt": "x", "image_url": "http://insecure.example.com/a.png"}, 422,
          "invalid_image_url", "https"),
         ({"model": I2V, "prompt": "x", "image_url": "data:text/plain;base64,aGk="}, 422,
@@ -120,7 +126,7 @@ async def test_insufficient_credits_is_402_with_nothing_written(
          422, "invalid_image_url", "POST /api/uploads"),
         (t2v(prompt=""), 422, "validation_error", "prompt"),
         (t2v(seed=-1), 422, "validation_error", "seed"),
-        (t2v(unknown_field=1), 422, "validation_error", "unknown_field"),
+        (t2v(unknown_field=1), 422, "unsupported_parameter", "unknown_field"),
     ],
 )  # fmt: skip
 async def test_invalid_requests_are_refused_with_their_code_and_nothing_written(
@@ -271,7 +277,7 @@ async def test_models_are_listed_with_prices_and_limits(client: httpx.AsyncClien
     assert len(kinds["text-to-video"]) >= 3 and len(kinds["image-to-video"]) >= 3
     kling = next(m for m in models if m["id"] == T2V)
     assert kling["fal_endpoint"] == "fal-ai/kling-video/v2/master/text-to-video"
-    assert kling["pricing"]["by_duration"] == {"5": 140, "10": 280}
+    assert kling["pricing"]["by_duration"] == {"5": 168, "10": 336}
     assert kling["pricing"]["credit_usd"] == 0.01
 
 
