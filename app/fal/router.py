@@ -1,5 +1,6 @@
 import json
 import logging
+import uuid
 from typing import Literal, get_args
 
 from fastapi import APIRouter, Request, Response
@@ -19,7 +20,7 @@ class MalformedWebhook(AppError):
     status, code, title = 400, "malformed_webhook", "Malformed webhook body"
 
 
-Ack = Literal["applied", "duplicate", "unknown"]
+Ack = Literal["applied", "adopted", "duplicate", "unknown"]
 
 
 class WebhookAck(BaseModel):
@@ -35,17 +36,22 @@ ACK_BODIES = {r: WebhookAck(result=r).model_dump_json().encode() for r in get_ar
     response_model=WebhookAck,
     responses=problem_responses(webhooks.InvalidWebhook, MalformedWebhook),
 )
-async def fal_webhook(request: Request, db: DbDep) -> Response:
+async def fal_webhook(request: Request, db: DbDep, video_id: uuid.UUID | None = None) -> Response:
     """Fal's result delivery. Verified (Ed25519, JWKS, timestamp) before anything is read.
 
     Duplicates and deliveries for finished jobs are 200 no-ops; so are unknown request ids
-    (logged), since Fal would otherwise retry them for hours.
+    (logged), since Fal would otherwise retry them for hours. `video_id` is ours, set in the
+    webhook URL at submit: it finds the job of a submit whose answer was lost.
     """
     settings: Settings = request.app.state.settings
     body = await request.body()
     jwks: webhooks.JwksCache = request.app.state.jwks
     verified = await webhooks.verify(
-        request.headers, body, jwks, tolerance_s=settings.webhook_tolerance_s
+        request.headers,
+        body,
+        jwks,
+        tolerance_s=settings.webhook_tolerance_s,
+        expected_user_id=settings.fal_webhook_user_id,
     )
     try:
         payload = json.loads(body)
@@ -55,7 +61,7 @@ async def fal_webhook(request: Request, db: DbDep) -> Response:
         raise MalformedWebhook("body request_id does not match the signed request id")
     outcome = results.from_webhook(payload)
     # One statement, so its own transaction: status, event and any refund commit together.
-    result = await videos.finish_by_fal_request(db.driver, verified.request_id, outcome)
+    result = await videos.finish_by_fal_request(db.driver, verified.request_id, outcome, video_id)
     if result == "unknown":
         logger.warning("webhook for unknown Fal request %s ignored", verified.request_id)
     request.app.state.metrics.webhooks.labels(result).inc()

@@ -76,14 +76,17 @@ CREATE = Statement(f"""
 # ledger row, keyed `video:<id>:refund` so it can happen once): one statement, one
 # transaction. The row lock taken by UPDATE serializes racing writers; the loser re-checks
 # the status after the winner commits and matches nothing, which is what makes duplicate
-# webhooks, polls and cancels harmless.
+# webhooks, polls and cancels harmless. A job being canceled that fails lands on
+# `canceled` (app/videos/state.py); "status" on the right of SET is the row's old value.
 FINISH = """
     WITH finished AS (
         UPDATE "videos" SET
-            "status" = :status,
+            "status" = CASE WHEN "status" = 'canceling' AND CAST(:status AS text) = 'failed'
+                            THEN 'canceled' ELSE CAST(:status AS text) END,
             "videoUrl" = :video_url,
             "videoMetadata" = CAST(:video_metadata AS jsonb),
-            "errorCode" = :error_code,
+            "errorCode" = CASE WHEN "status" = 'canceling' AND CAST(:status AS text) = 'failed'
+                               THEN 'canceled' ELSE :error_code END,
             "errorMessage" = :error_message,
             "queuePosition" = NULL,
             "lastEventAt" = COALESCE(CAST(:last_event_at AS timestamptz), "lastEventAt"),
@@ -100,14 +103,16 @@ FINISH = """
         UPDATE "users" u
         SET "creditBalance" = u."creditBalance" + f."creditsCharged", "updatedAt" = now()
         FROM finished f
-        WHERE u."id" = f."userId" AND :refund AND f."creditsCharged" > 0
-        RETURNING u."id" AS "userId", u."creditBalance", f."id" AS "videoId", f."creditsCharged"
+        WHERE u."id" = f."userId" AND f."status" IN ('failed', 'canceled')
+          AND f."creditsCharged" > 0
+        RETURNING u."id" AS "userId", u."creditBalance", f."id" AS "videoId", f."creditsCharged",
+            f."status"
     ),
     refund_row AS (
         INSERT INTO "creditTransactions"
             ("userId", "amount", "balanceAfter", "kind", "idempotencyKey", "reason", "videoId")
         SELECT "userId", "creditsCharged", "creditBalance", 'refund',
-            'video:' || "videoId" || '\\:refund', 'video ' || :status, "videoId"
+            'video:' || "videoId" || '\\:refund', 'video ' || "status", "videoId"
         FROM refunded
     )
     SELECT {columns} FROM finished
@@ -120,6 +125,20 @@ FINISH_BY_FAL_REQUEST = Statement(
     FINISH.format(match='"falRequestId" = :fal_request_id', columns=VIDEO_COLUMNS)
 )
 KNOWN_FAL_REQUEST = Statement('SELECT EXISTS (SELECT FROM "videos" WHERE "falRequestId" = :id)')
+# A webhook for a request id we never stored, whose URL names a video still waiting on an
+# uncertain submit (its answer was lost): that video's job is this request. Only a pending
+# row without a request id can be adopted, so a resubmitted job never changes hands.
+ADOPT = Statement("""
+    WITH adopted AS (
+        UPDATE "videos" SET "falRequestId" = :fal_request_id, "status" = 'queued',
+            "nextAttemptAt" = NULL, "updatedAt" = now()
+        WHERE "id" = :video_id AND "status" = 'pending' AND "falRequestId" IS NULL
+        RETURNING "id"
+    )
+    INSERT INTO "videoEvents" ("videoId", "status", "source")
+    SELECT "id", 'queued', 'webhook' FROM adopted
+    RETURNING "videoId"
+""")
 
 
 async def lock_owner(driver: asyncpg.Connection, user_id: uuid.UUID) -> None:
@@ -138,6 +157,14 @@ async def finish_by_fal_request(
 ) -> asyncpg.Record | None:
     """FINISH keyed by Fal's request id, as its own transaction: the row, or None."""
     return await FINISH_BY_FAL_REQUEST.fetchrow(driver, fal_request_id=fal_request_id, **params)
+
+
+async def adopt_fal_request(
+    driver: asyncpg.Connection, video_id: uuid.UUID, fal_request_id: str
+) -> bool:
+    """ADOPT: whether the video took `fal_request_id` as its job."""
+    adopted = await ADOPT.fetchval(driver, video_id=video_id, fal_request_id=fal_request_id)
+    return adopted is not None
 
 
 async def fal_request_known(driver: asyncpg.Connection, fal_request_id: str) -> bool:
@@ -269,14 +296,15 @@ CLAIM_PENDING = text(
 CLAIM_STALE = text(
     CLAIM_DUE.format(
         counter='"pollAttempts"',
-        condition="\"status\" IN ('queued', 'processing') AND \"falRequestId\" IS NOT NULL "
+        condition="\"status\" IN ('queued', 'processing', 'canceling') "
+        'AND "falRequestId" IS NOT NULL '
         'AND COALESCE("lastEventAt", "updatedAt") <= now() - make_interval(secs => :quiet_s)',
     )
 )
 CLAIM_OVERDUE = text(
     CLAIM_DUE.format(
         counter='"pollAttempts"',
-        condition="\"status\" IN ('pending', 'queued', 'processing') "
+        condition="\"status\" IN ('pending', 'queued', 'processing', 'canceling') "
         'AND "createdAt" <= now() - make_interval(secs => :deadline_s)',
     )
 )

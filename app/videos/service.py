@@ -29,7 +29,7 @@ from app.users.service import UserNotFound
 from app.videos import repository
 from app.videos.models import EventSource, Video, VideoStatus
 from app.videos.schemas import OPTION_FIELDS, Quote, VideoCreate, VideoPublic, VideosPage
-from app.videos.state import ALLOWED_FROM, REFUNDED, TERMINAL
+from app.videos.state import ALLOWED_FROM, TERMINAL
 from app.videos.validation import NormalisedRequest, normalise
 
 
@@ -194,7 +194,6 @@ def _finish_params(target: VideoStatus, source: EventSource, **values: Any) -> d
         "status": target,
         "source": source,
         "allowed_from": sorted(ALLOWED_FROM[target]),
-        "refund": target in REFUNDED,
         "video_url": values.get("video_url"),
         "video_metadata": None if metadata is None else json.dumps(metadata),
         "error_code": values.get("error_code"),
@@ -215,7 +214,8 @@ async def change_status(
 
     Returns the updated row, or None when the move is not allowed (already terminal, a
     duplicate, or out of order): callers treat None as a harmless no-op. A move to `failed`
-    or `canceled` refunds the charge in this same transaction (repository.FINISH).
+    or `canceled` refunds the charge in this same transaction (repository.FINISH); a
+    `canceling` job told to fail ends `canceled`.
     """
     if target in TERMINAL:
         unknown = values.keys() - FINISH_VALUES
@@ -238,18 +238,30 @@ async def get_video(session: AsyncSession, user_id: uuid.UUID, video_id: uuid.UU
     return VideoPublic.of(*found)
 
 
+CANCELED_BY_USER = {"error_code": "canceled", "error_message": "canceled at the user's request"}
+
+
 async def cancel_video(
     session: AsyncSession, user_id: uuid.UUID, video_id: uuid.UUID
 ) -> tuple[VideoPublic, Video]:
-    """Cancel a running job and refund it; a finished one is a 409."""
+    """Cancel a job that has not finished; a finished one is a 409.
+
+    Before Fal runs it (pending, queued): canceled and refunded now. While Fal runs it:
+    `canceling` until Fal's final word (app/videos/state.py). Canceling twice is harmless.
+    """
     found = await repository.get_for_user(session, video_id, user_id)
     if found is None:
         raise VideoNotFound(f"no video {video_id}")
-    video = await change_status(session, video_id, VideoStatus.CANCELED, EventSource.API)
+    video = await change_status(
+        session, video_id, VideoStatus.CANCELED, EventSource.API, **CANCELED_BY_USER
+    )
+    if video is None:  # Fal is running it (or it has finished)
+        video = await change_status(session, video_id, VideoStatus.CANCELING, EventSource.API)
     if video is None:
-        current = await repository.get(session, video_id)
-        status = current.status if current else "unknown"
-        raise VideoNotCancelable(f"video {video_id} is already {status}")
+        video = await repository.get(session, video_id)
+        if video is None or video.status != VideoStatus.CANCELING:
+            status = video.status if video else "unknown"
+            raise VideoNotCancelable(f"video {video_id} is already {status}")
     return VideoPublic.of(video, found[1]), video
 
 
@@ -298,15 +310,30 @@ async def finish_from_fal(
 
 
 async def finish_by_fal_request(
-    driver: asyncpg.Connection, fal_request_id: str, outcome: FalOutcome
-) -> Literal["applied", "duplicate", "unknown"]:
-    """A webhook's outcome for the job Fal knows as `fal_request_id`: one statement."""
+    driver: asyncpg.Connection,
+    fal_request_id: str,
+    outcome: FalOutcome,
+    video_id: uuid.UUID | None = None,
+) -> Literal["applied", "adopted", "duplicate", "unknown"]:
+    """A webhook's outcome for the job Fal knows as `fal_request_id`: one statement.
+
+    `video_id` (from the webhook URL) lets a job whose submit answer was lost be found: a
+    pending video without a request id adopts this one, then takes the outcome.
+    """
     target, values = _final_word(outcome)
     params = _finish_params(target, EventSource.WEBHOOK, **values)
     if await repository.finish_by_fal_request(driver, fal_request_id, **params):
         return "applied"
-    known = await repository.fal_request_known(driver, fal_request_id)
-    return "duplicate" if known else "unknown"
+    if await repository.fal_request_known(driver, fal_request_id):
+        return "duplicate"
+    if video_id is not None:
+        async with driver.transaction():
+            adopted = await repository.adopt_fal_request(driver, video_id, fal_request_id)
+            if adopted:
+                await repository.finish_by_fal_request(driver, fal_request_id, **params)
+        if adopted:
+            return "adopted"
+    return "unknown"
 
 
 async def fal_endpoint_of(session: AsyncSession, video: Video) -> str:
