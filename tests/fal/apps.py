@@ -21,7 +21,11 @@ FAST_RECONCILER = {
     "POLL_AFTER_S": "1.0",
     "SUBMIT_BACKOFF_S": "0.2",
     "SUBMIT_MAX_ATTEMPTS": "8",
-    "CLAIM_LEASE_S": "5",
+    "CLAIM_LEASE_S": "7",
+    "FAL_TIMEOUT_S": "1",
+    # A submit that may have reached Fal waits this long for its webhook before a resubmit.
+    "FAL_SUBMIT_TIMEOUT_S": "5",
+    "SUBMIT_UNCERTAIN_GRACE_S": "10",
     "JOB_DEADLINE_S": "120",
     "MAX_ACTIVE_JOBS_PER_USER": "1000",
 }

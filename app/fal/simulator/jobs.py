@@ -182,8 +182,9 @@ class Submission:
     app_id: str
     model_input: dict[str, Any]
     webhook_url: str | None
-    request_id: str | None  # None when rejected by FAL_SIMULATOR_SUBMIT_ERROR_RATE
+    request_id: str | None  # None when rejected (invalid input, or the submit error rate)
     headers: dict[str, str]
+    invalid: list[dict[str, Any]] = field(default_factory=list)  # why the input was refused
 
     @property
     def prompt(self) -> str:
@@ -199,12 +200,21 @@ class Submission:
             "webhook_url": self.webhook_url,
             "request_id": self.request_id,
             "rejected": self.request_id is None,
+            "invalid": self.invalid,
             "headers": self.headers,
         }
 
 
 class SubmitRejected(Exception):
     """FAL_SIMULATOR_SUBMIT_ERROR_RATE fired: answer 500 and create nothing."""
+
+
+class InvalidInput(Exception):
+    """The input does not match the endpoint's schema: answer 422 with `detail`."""
+
+    def __init__(self, detail: list[dict[str, Any]]) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class CancelResult(StrEnum):
@@ -241,8 +251,13 @@ class FalQueue:
         webhook_url: str | None,
         base_url: str,
         headers: dict[str, str],
+        invalid: list[dict[str, Any]] | None = None,
     ) -> Job:
-        """Record the call, then accept it as a new request (or raise SubmitRejected)."""
+        """Record the call, then accept it as a new request.
+
+        Raises InvalidInput when `invalid` lists schema errors, SubmitRejected when the
+        submit error rate fires; either way the call is recorded and nothing runs.
+        """
         record = Submission(
             seq=len(self.submissions) + 1,
             at=time.time(),
@@ -251,8 +266,11 @@ class FalQueue:
             webhook_url=webhook_url,
             request_id=None,
             headers=headers,
+            invalid=invalid or [],
         )
         self.submissions.append(record)
+        if invalid:
+            raise InvalidInput(invalid)
         if self.rng.random() < self.settings.submit_error_rate:
             raise SubmitRejected
 

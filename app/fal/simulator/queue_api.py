@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.fal.simulator.jobs import CancelResult, Job, Phase, SubmitRejected
+from app.fal.simulator.jobs import CancelResult, InvalidInput, Job, Phase, SubmitRejected
 from app.fal.simulator.runtime import FalKeyDep, Runtime, RuntimeDep
 
 router = APIRouter(tags=["fal queue"])
@@ -116,14 +116,26 @@ async def submit(
         for name, value in request.headers.items()
         if name.startswith(RECORDED_HEADER_PREFIX)
     }
+    app_id = app_path.strip("/")
+    model = runtime.model(app_id)
+    if model is None:
+        return JSONResponse({"detail": f"Application '{app_id}' not found"}, status_code=404)
     try:
         job = runtime.queue.submit(
-            app_id=app_path.strip("/"),
+            app_id=app_id,
             owner_alias=owner_alias,
             model_input=model_input,
             webhook_url=fal_webhook,
             base_url=runtime.base_url,
             headers=headers,
+            invalid=model.fal_input_errors(model_input),
+        )
+    except InvalidInput as refused:
+        # Fal's queue validates the input at submit: 422, FastAPI's `detail` list, not retryable.
+        return JSONResponse(
+            {"detail": refused.detail},
+            status_code=422,
+            headers={"X-Fal-Retryable": "false", "X-Fal-Error-Type": "validation_error"},
         )
     except SubmitRejected:
         # 500 is the one server error fal-client does not retry, so the caller sees it.

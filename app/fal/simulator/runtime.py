@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from app.fal.model_spec import Catalog, ModelSpec
 from app.fal.simulator.jobs import FalQueue
 from app.fal.simulator.media import SampleVideo, UploadStore
 from app.fal.simulator.settings import SimulatorSettings
@@ -25,6 +26,11 @@ class Runtime:
     @property
     def settings(self) -> SimulatorSettings:
         return self.queue.settings
+
+    def model(self, app_id: str) -> ModelSpec | None:
+        """The schema of the endpoint `app_id`, read from the catalog file (None: no such app)."""
+        catalog = Catalog.model_validate_json(self.settings.catalog_file.read_bytes())
+        return next((m for m in catalog.models if m.fal_endpoint == app_id), None)
 
 
 def _runtime(request: Request) -> Runtime:

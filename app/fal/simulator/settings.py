@@ -4,10 +4,15 @@ Only the environment is read (no `.env`): the knobs change how a fake behaves, a
 stray `.env` line silently turning on error injection in a test run would be hard to spot.
 """
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The models Fal runs, with their input schemas: the file the service sells from. Read by
+# path (the simulator stands in for Fal, below our own domains, and imports none of them).
+CATALOG_FILE = Path(__file__).resolve().parents[2] / "catalog" / "catalog.json"
 
 
 def _rate() -> Any:
@@ -41,6 +46,9 @@ class SimulatorSettings(BaseSettings):
     webhook_on_cancel: bool = False
     # Sent as X-Fal-Webhook-User-Id and covered by the signature.
     user_id: str = "fal-simulator-user"
+    # Each submission is validated against its endpoint's schema from this file, and refused
+    # (422 with a `detail` list, as Fal's queue does) when it does not match.
+    catalog_file: Path = CATALOG_FILE
 
     def updated(self, changes: dict[str, Any]) -> "SimulatorSettings":
         """A copy with `changes` applied and validated; unknown names raise ValueError.
