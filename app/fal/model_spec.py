@@ -145,7 +145,11 @@ class Constraint(_Strict):
     def broken_by(self, options: dict[str, Any]) -> bool:
         if not all(name in options and c.holds(options[name]) for name, c in self.when.items()):
             return False
-        return any(options.get(name) not in allowed for name, allowed in self.require.items())
+        return bool(self.offending(options))
+
+    def offending(self, options: dict[str, Any]) -> list[str]:
+        """The `require` fields whose values the rule does not allow."""
+        return [n for n, allowed in self.require.items() if options.get(n) not in allowed]
 
 
 # -- pricing rules, in Fal's own terms ----------------------------------------------------------
@@ -187,30 +191,26 @@ class BasePlusExtraSeconds(_Strict):
 class VideoTokens(_Strict):
     """Video tokens = width x height x fps x seconds / 1024, at `usd_per_million_tokens`.
 
-    `pixels[resolution][aspect_ratio]` = [width, height]. An aspect ratio Fal picks itself
-    (`auto`: from the input image) is priced as the largest frame of that resolution.
+    `pixels[resolution][aspect_ratio]` = [width, height]. Fal publishes neither the frame
+    sizes nor the fps, and bills the tokens of the output it made; so every aspect ratio of a
+    resolution (and `auto`, which follows the input image) is priced as that resolution's
+    largest known frame: the price never depends on a size we could have wrong.
     """
 
     rule: Literal["video_tokens"]
     usd_per_million_tokens: Usd
     fps: int = Field(gt=0)
     pixels: dict[str, dict[str, tuple[int, int]]]
-    chosen_by_fal: list[str] = Field(default_factory=list)
 
     def frame(self, options: dict[str, Any]) -> int:
-        sizes = self.pixels[options["resolution"]]
-        aspect = options["aspect_ratio"]
-        if aspect in self.chosen_by_fal:
-            return max(w * h for w, h in sizes.values())
-        width, height = sizes[aspect]
-        return width * height
+        return max(w * h for w, h in self.pixels[options["resolution"]].values())
 
     def cost(self, options: dict[str, Any]) -> Fraction:
-        tokens = Fraction(self.frame(options) * self.fps * options["duration"], 1024)
+        tokens = Fraction(self.frame(options) * self.fps * int(options["duration"]), 1024)
         return tokens * Fraction(self.usd_per_million_tokens) / 1_000_000
 
     def price_parameters(self) -> list[str]:
-        return ["duration", "resolution", "aspect_ratio"]
+        return ["duration", "resolution"]
 
 
 PricingRule = Annotated[PerSecond | BasePlusExtraSeconds | VideoTokens, Field(discriminator="rule")]
@@ -252,8 +252,9 @@ class ModelSpec(_Strict):
                 if self.pricing.key(combo) not in self.pricing.usd_per_second:
                     raise ValueError(f"no per-second price for {self.pricing.key(combo)!r}")
         if isinstance(self.pricing, VideoTokens):
-            for combo in self.price_combinations():
-                self.pricing.frame(combo)  # KeyError names a missing resolution / aspect ratio
+            missing = set(self.parameters["resolution"].enum or []) - set(self.pricing.pixels)
+            if missing:
+                raise ValueError(f"no frame sizes for resolution(s) {sorted(missing)}")
         for constraint in self.constraints:
             for name in [*constraint.when, *constraint.require]:
                 if name not in self.parameters:
@@ -330,7 +331,8 @@ class ModelSpec(_Strict):
             merged = self.defaults_as_fal_runs() | options
             for constraint in self.constraints:
                 if constraint.broken_by(merged):
-                    error(next(iter(constraint.require)), constraint.message, "value_error")
+                    for name in constraint.offending(merged):
+                        error(name, constraint.message, "value_error", merged.get(name))
         return errors
 
     def defaults_as_fal_runs(self) -> dict[str, Scalar]:

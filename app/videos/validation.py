@@ -170,7 +170,7 @@ def normalise(request: VideoCreate, spec: ModelSpec, max_data_uri_bytes: int) ->
     options = spec.defaults() | _given_options(request, spec)
     for constraint in spec.constraints:
         if constraint.broken_by(options):
-            names = [*constraint.when, *constraint.require]
+            names = [*constraint.when, *constraint.offending(options)]
             raise UnsupportedCombination(
                 f"{spec.slug}: {constraint.message} (asked: "
                 + ", ".join(f"{n}={options.get(n)!r}" for n in names)

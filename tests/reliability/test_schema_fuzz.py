@@ -162,4 +162,4 @@ async def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
     print(f"\n[figures] schemathesis: {total} cases: {json.dumps(dict(sorted(counts.items())))}")
     assert not failures, "\n\n".join(failures)
     assert total >= MIN_CASES, counts
-    assert len(counts) == 14  # every operation of the document was exercised
+    assert len(counts) == 15  # every operation of the document was exercised

@@ -114,7 +114,7 @@ async def test_insufficient_credits_is_402_with_nothing_written(
         (t2v(prompt="p" * 100_000), 422, "prompt_too_long",
          "Prompt too long: 100000 characters, the limit is 2500"),
         (t2v(duration=7), 422, "unsupported_duration", "must be one of 5, 10"),
-        (t2v(aspect_ratio="4:3"), 422, "unsupported_aspect_ratio", "must be one of 16:9, 9:16, 1:1"),
+        (t2v(aspect_ratio="4:3"), 422, "unsupported_aspect_ratio", "one of 16:9, 9:16, 1:1"),
         (t2v(resolution="1080p"), 422, "unsupported_parameter", "does not take 'resolution'"),
         (t2v(seed=7), 422, "unsupported_parameter", "does not take 'seed'"),
         (t2v(cfg_scale=1.5), 422, "unsupported_value", "must be at most 1"),

@@ -5,8 +5,9 @@ IN_QUEUE ➜ IN_PROGRESS ➜ COMPLETED and then hands it to the webhook sender, 
 time pass exactly as with real Fal: nothing advances because somebody polled.
 
 Test values in the prompt (DESIGN §9), like a payment provider's test card numbers:
-`#fail` ends with a model error, `#hold` stays IN_PROGRESS until canceled, `#slow` takes
-10x the configured delay.
+`#fail` ends with a content-policy error, `#badinput` with an input error (the model could
+not fetch the image), `#oddstatus` answers status polls with a status fal-client does not
+know, `#hold` stays IN_PROGRESS until canceled, `#slow` takes 10x the configured delay.
 """
 
 import asyncio
@@ -25,6 +26,9 @@ from app.fal.simulator.outcomes import Failure, Outcome, failure_for
 from app.fal.simulator.settings import SimulatorSettings
 
 FAIL_TAG = "#fail"
+BAD_INPUT_TAG = "#badinput"
+# Status polls answer a status fal-client does not know (it raises ValueError).
+ODD_STATUS_TAG = "#oddstatus"
 HOLD_TAG = "#hold"
 SLOW_TAG = "#slow"
 SLOW_FACTOR = 10
@@ -122,7 +126,8 @@ class Job:
     def tags(self) -> list[str]:
         prompt = self.model_input.get("prompt")
         text = prompt if isinstance(prompt, str) else ""
-        return [tag for tag in (FAIL_TAG, HOLD_TAG, SLOW_TAG) if tag in text]
+        tags = (FAIL_TAG, BAD_INPUT_TAG, ODD_STATUS_TAG, HOLD_TAG, SLOW_TAG)
+        return [tag for tag in tags if tag in text]
 
     @property
     def inference_time(self) -> float | None:
@@ -278,6 +283,8 @@ class FalQueue:
         delay = self.settings.delay_s * (SLOW_FACTOR if SLOW_TAG in prompt else 1)
         if FAIL_TAG in prompt:
             planned = Outcome.MODEL_ERROR
+        elif BAD_INPUT_TAG in prompt:
+            planned = Outcome.INPUT_ERROR
         elif self.rng.random() < self.settings.error_rate:
             planned = Outcome.RUNNER_ERROR
         else:
@@ -322,6 +329,10 @@ class FalQueue:
         job.cancel_calls += 1
         if job.phase is Phase.COMPLETED:
             return CancelResult.ALREADY_COMPLETED
+        if job.phase is Phase.IN_PROGRESS and not self.settings.cancel_running:
+            # Real Fal only signals a running model app, which may finish all the same.
+            job.add_log("Cancellation requested; the app finishes anyway.", level="WARNING")
+            return CancelResult.CANCELLATION_REQUESTED
         task = self._tasks.pop(request_id, None)
         if task is not None:
             task.cancel()

@@ -17,6 +17,8 @@ class Outcome(StrEnum):
     MODEL_ERROR = "model_error"
     # FAL_SIMULATOR_ERROR_RATE: the runner crashed (Fal's "request error" shape).
     RUNNER_ERROR = "runner_error"
+    # `#badinput`: the model refuses the input when it runs (e.g. an image it cannot fetch).
+    INPUT_ERROR = "input_error"
     CANCELLED = "cancelled"
 
 
@@ -45,6 +47,7 @@ class Failure:
 CONTENT_FLAGGED = "The content was flagged by a content checker."
 RUNNER_CRASHED = "The runner encountered an internal server error."
 CANCELLED_BY_CLIENT = "Request cancelled by the client."
+IMAGE_NOT_FETCHED = "Failed to download the file. Please check the URL and try again."
 
 
 def failure_for(outcome: Outcome, model_input: dict[str, Any]) -> Failure | None:
@@ -60,6 +63,14 @@ def failure_for(outcome: Outcome, model_input: dict[str, Any]) -> Failure | None
         return Failure(
             422, CONTENT_FLAGGED, "content_policy_violation", {"detail": [detail]}, False
         )
+    if outcome is Outcome.INPUT_ERROR:
+        detail = {
+            "loc": ["body", "image_url"],
+            "msg": IMAGE_NOT_FETCHED,
+            "type": "file_download_error",
+            "input": model_input.get("image_url"),
+        }
+        return Failure(422, IMAGE_NOT_FETCHED, "file_download_error", {"detail": [detail]}, False)
     if outcome is Outcome.RUNNER_ERROR:
         body = {"detail": RUNNER_CRASHED, "error_type": "runner_server_error"}
         return Failure(500, RUNNER_CRASHED, "runner_server_error", body, False)

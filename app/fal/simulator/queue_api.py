@@ -6,13 +6,21 @@ ids are globally unique, so the by-id routes accept any app path and look up by 
 These routes are registered last: their catch-all paths would shadow everything else.
 """
 
+import asyncio
 import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.fal.simulator.jobs import CancelResult, InvalidInput, Job, Phase, SubmitRejected
+from app.fal.simulator.jobs import (
+    ODD_STATUS_TAG,
+    CancelResult,
+    InvalidInput,
+    Job,
+    Phase,
+    SubmitRejected,
+)
 from app.fal.simulator.runtime import FalKeyDep, Runtime, RuntimeDep
 
 router = APIRouter(tags=["fal queue"])
@@ -51,6 +59,8 @@ async def status(
     if job is None:
         return _not_found()
     job.status_polls += 1
+    if ODD_STATUS_TAG in job.tags:
+        return JSONResponse({"status": "PAUSED", "request_id": job.request_id}, status_code=202)
     with_logs = logs.lower() in TRUE_VALUES
     body: dict[str, Any] = {"status": job.phase.value, "request_id": job.request_id, **_urls(job)}
     if job.phase is Phase.IN_QUEUE:
@@ -144,6 +154,8 @@ async def submit(
             status_code=500,
             headers={"X-Fal-Error-Type": "internal_error"},
         )
+    if runtime.settings.submit_delay_s:
+        await asyncio.sleep(runtime.settings.submit_delay_s)  # accepted, answered late
     return JSONResponse(_submitted(job, runtime))
 
 

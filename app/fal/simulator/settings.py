@@ -44,6 +44,10 @@ class SimulatorSettings(BaseSettings):
     webhook_timeout_s: float = Field(default=5.0, gt=0.0)
     # Real Fal removes a queued request on cancel; by default no webhook follows a cancel.
     webhook_on_cancel: bool = False
+    # Off: a cancel of a running request only signals the app, which finishes regardless.
+    cancel_running: bool = True
+    # A submit is accepted at once but answered this late (a slow or lost answer).
+    submit_delay_s: float = Field(default=0.0, ge=0.0)
     # Sent as X-Fal-Webhook-User-Id and covered by the signature.
     user_id: str = "fal-simulator-user"
     # Each submission is validated against its endpoint's schema from this file, and refused
