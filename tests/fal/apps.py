@@ -35,9 +35,16 @@ class AppProcess:
     """One replica: `vidgen serve` in a child process, configured for the simulator."""
 
     def __init__(
-        self, database_url: str, simulator: SimulatorProcess, log_dir: Path, **settings: str
+        self,
+        database_url: str,
+        simulator: SimulatorProcess,
+        log_dir: Path,
+        port: int | None = None,
+        **settings: str,
     ) -> None:
-        self.port = free_port()
+        # A replacement process may take over its predecessor's port: the stable address a
+        # load balancer gives, where Fal's webhooks keep arriving across restarts.
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = log_dir / f"app-{self.port}.log"
         self.env = {

@@ -29,7 +29,10 @@ TERMINAL = ("completed", "failed", "canceled")
 @pytest.fixture(scope="session")
 def simulator_session() -> Iterator[SimulatorProcess]:
     state = Path(tempfile.mkdtemp(prefix="vidgen-reliability-sim-"))
-    with SimulatorProcess(state, knobs={"delay_s": SIMULATOR_DELAY_S, "seed": 11}) as sim:
+    # Webhook deliveries retried for ~15 s (real Fal: 10 times over ~2 h), so a delivery
+    # that meets a restarting replica arrives once it is back.
+    knobs = {"delay_s": SIMULATOR_DELAY_S, "seed": 11, "webhook_attempts": 6}
+    with SimulatorProcess(state, knobs=knobs) as sim:
         yield sim
 
 

@@ -28,7 +28,9 @@ JOB_DEADLINE_S = 60
 async def test_sigkill_the_api_ten_times_under_load(
     database_url: str, simulator: SimulatorProcess, tmp_path: Path, db: asyncpg.Connection
 ) -> None:
-    settings = {"JOB_DEADLINE_S": str(JOB_DEADLINE_S)}
+    # The grace outlasts the simulator's webhook retries (~15 s; Fal's: ~2 h against 600 s):
+    # a job whose submit answer died with its process is adopted by its webhook, not resent.
+    settings = {"JOB_DEADLINE_S": str(JOB_DEADLINE_S), "SUBMIT_UNCERTAIN_GRACE_S": "30"}
     app = AppProcess(database_url, simulator, tmp_path, **settings).start()
     current = {"url": app.url}
     traffic = Traffic()
@@ -68,7 +70,7 @@ async def test_sigkill_the_api_ten_times_under_load(
                 lambda base=len(traffic.acks): load_moved_on(base), within=30, what="load"
             )
             app.kill()
-            app = AppProcess(database_url, simulator, tmp_path, **settings)
+            app = AppProcess(database_url, simulator, tmp_path, port=app.port, **settings)
             await asyncio.to_thread(app.start)  # the load keeps knocking meanwhile
             current["url"] = app.url
         await wait_until(lambda base=len(traffic.acks): load_moved_on(base), within=30)
@@ -86,9 +88,10 @@ async def test_sigkill_the_api_ten_times_under_load(
         app.stop()
 
     await check_outcome(db, database_url, user, traffic, balance)
-    # Not asserted: a process killed after Fal accepted a job but before it stored the request
-    # id leaves a pending row the reconciler submits again (Fal has no idempotency key). The
-    # video is still charged and finished once; this counts how often it happened.
+    # A process killed after Fal accepted a job but before it stored the request id leaves a
+    # pending row; its webhook (the URL names the video) is adopted within the grace period,
+    # so the job is submitted again only when no webhook came in time (Fal has no
+    # idempotency key). The video is charged and finished once either way.
     prompts = {body["prompt"] for body in traffic.bodies.values()}
     resubmitted = sum(
         1 for p, n in simulator.submissions()["by_prompt"].items() if p in prompts and n > 1
@@ -101,6 +104,7 @@ async def test_sigkill_the_api_ten_times_under_load(
         f"{len(traffic.replays)} deliberate replays, {resubmitted} jobs submitted to Fal twice, "
         f"drained in {drained:.1f}s"
     )
+    assert resubmitted <= max(2, len(traffic.acks) // 50), resubmitted
 
 
 async def check_outcome(
