@@ -341,6 +341,11 @@ def print_demo_instructions(api_key: str, port: int) -> None:
     base = f"http://127.0.0.1:{port}"
     typer.secho(f"\ndemo user {DEMO_EMAIL}, API key: {api_key}", bold=True)
     typer.echo(
+        f"curl -s -X POST {base}/api/videos/quote -H 'Authorization: Bearer {api_key}' "
+        "-H 'Content-Type: application/json' "
+        '-d \'{"model":"veo3-t2v","prompt":"a cat surfing at sunset","generate_audio":true}\''
+    )
+    typer.echo(
         f"curl -s -X POST {base}/api/videos -H 'Authorization: Bearer {api_key}' "
         "-H 'Content-Type: application/json' -H \"Idempotency-Key: $(date +%s%N)\" "
         '-d \'{"model":"kling-v2-master-t2v","prompt":"a cat surfing at sunset"}\''
