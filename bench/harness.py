@@ -136,7 +136,9 @@ class AppServer:
             "ADMIN_TOKEN": ADMIN_TOKEN,
             "FAL_JWKS_URL": self.simulator.jwks_url,
             "FAL_STORAGE_URL": self.simulator.base_url,
-            "PUBLIC_BASE_URL": self.url,
+            # Production refuses a webhook address Fal cannot reach; creates are benchmarked
+            # with dispatch off, and webhooks are posted to the app directly.
+            "PUBLIC_BASE_URL": "https://vidgen.bench.example",
             **self.settings,
         }
         log = self.log_path
