@@ -11,23 +11,27 @@ from app.catalog import router as catalog_router
 from app.catalog.service import ActiveModels
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker, warm_pool
-from app.core.errors import install_error_handlers, install_problem_openapi
+from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import ALWAYS_WRITABLE, RequestMiddleware
+from app.core.metrics import Metrics
+from app.core.middleware import MaintenanceMode, RequestMiddleware
+from app.core.openapi import install_problem_openapi
 from app.credits import router as credits_router
-from app.fal import router as fal_router
 from app.fal.client import FalGateway
 from app.fal.webhooks import JwksCache
 from app.ops import health
 from app.ops import router as ops_router
-from app.ops.maintenance import MaintenanceFlag, MaintenanceMode
-from app.ops.metrics import Metrics
+from app.ops.maintenance import MaintenanceFlag
 from app.ops.migrate import load_migrations
 from app.users import router as users_router
 from app.videos import router as videos_router
-from app.videos import uploads
+from app.videos import uploads, webhook_router
 from app.videos.dispatch import Dispatcher
 from app.videos.reconciler import Reconciler
+
+# Writes that maintenance mode lets through: Fal's deliveries keep jobs (and refunds) moving,
+# and the switch itself must stay reachable.
+ALWAYS_WRITABLE = frozenset({"/api/webhooks/fal", "/api/admin/maintenance"})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,7 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     # The flag's sessions are attached at startup, when the engine exists.
     app.state.maintenance = MaintenanceFlag(None, settings.maintenance_refresh_s)  # type: ignore[arg-type]
-    app.add_middleware(RequestMiddleware, metrics=metrics, maintenance=app.state.maintenance)
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=metrics,
+        writes_paused=app.state.maintenance.enabled,
+        always_writable=ALWAYS_WRITABLE,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -82,10 +91,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Idempotent-Replayed", "X-Request-Id", "Retry-After"],
         )
     install_error_handlers(app)
-    install_problem_openapi(app, write_errors=(MaintenanceMode,), always_writable=ALWAYS_WRITABLE)
+    install_problem_openapi(
+        app,
+        write_errors=(MaintenanceMode,),
+        always_writable=ALWAYS_WRITABLE,
+        without_database=frozenset({"/api/health"}),
+    )
     # Routes are matched in order: the busiest first.
     app.include_router(videos_router.router)
-    app.include_router(fal_router.router)
+    app.include_router(webhook_router.router)
     app.include_router(credits_router.router)
     app.include_router(catalog_router.router)
     app.include_router(uploads.router)

@@ -169,7 +169,6 @@ def create_replay(work: CreateWork) -> Operation:
                 idempotency_key=key,
                 fingerprint="f" * 64,
                 now=datetime.now(UTC),
-                debit_key=f"video:{video_id}:debit",
                 reason="video kling-v2-master-t2v 5s",
                 claim_id=claim,
                 response=RESPONSE_BODY,

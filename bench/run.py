@@ -31,7 +31,8 @@ from app.core.security import hash_api_key
 from app.fal.simulator.process import SimulatorProcess
 from app.fal.simulator.signing import WEBHOOK_KEY_FILE, signed_message
 from app.main import create_app
-from app.ops.backup import DUMP_OPTIONS, find_pg_tool, tool_connection
+from app.ops.backup.create import DUMP_OPTIONS
+from app.ops.backup.pgtools import find_pg_tool, tool_connection
 from bench import floor, inprocess, openloop, profile, report, sql, wrk
 from bench.harness import ADMIN_TOKEN, VIDGEN, AppServer, Cluster, peak_rss_mb, start_simulator
 from bench.measure import CpuMeter, RunResult, percentile

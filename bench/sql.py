@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import TextClause
 
 from app.core import idempotency
+from app.core.sql import Statement
 from app.credits import repository as ledger
-from app.users import service as users
+from app.users import repository as users
 from app.videos import repository as videos
 
 BIND = re.compile(r"(?<![:\w]):(\w+)")
@@ -36,6 +37,8 @@ class Positional:
 
     @classmethod
     def of(cls, clause: Any) -> "Positional":
+        if isinstance(clause, Statement):
+            return cls(clause.text.text)
         element = clause if isinstance(clause, TextClause) else clause.element
         return cls(element.text)
 

@@ -1,4 +1,4 @@
-"""Dockerfile, .dockerignore and docker-compose.yml (DESIGN §8), checked without a Docker engine.
+"""Dockerfile, .dockerignore and docker-compose.yml, checked without a Docker engine.
 
 `docker-compose config` (Debian's docker-compose 1.29) validates and resolves the compose file,
 hadolint lints the Dockerfile, and the Dockerfile's final stage is read for what the image
@@ -269,7 +269,7 @@ def test_compose_migrate_runs_once_after_db_is_healthy(compose: dict[str, Any]) 
     # The image's check polls a server this one-shot does not run (1.29 renders `disable: true`
     # as `test: [NONE]`).
     assert migrate["healthcheck"] in ({"disable": True}, {"test": ["NONE"]})
-    # Deploy keeps its backup check (DESIGN §8), so it must see the backups.
+    # Deploy keeps its backup check (README, "Commands"), so it must see the backups.
     backup_dir = migrate["environment"]["BACKUP_DIR"]
     assert volume_targets(migrate)[backup_dir] in compose["volumes"]
 

@@ -1,7 +1,6 @@
 """The model catalog: a versioned data file, synced into the `models` table."""
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -13,22 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
+from app.catalog import repository
 from app.catalog.models import CatalogModel
 from app.catalog.pricing import credits_for
 from app.core.columns import utcnow
 from app.core.errors import NotFound
-from app.core.sql import Statement
 from app.fal.model_spec import Catalog, ModelSpec
 
 logger = logging.getLogger(__name__)
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
-_COLUMNS = sa_inspect(CatalogModel).columns  # attribute name -> camelCase column
 
 
 class ModelNotFound(NotFound):
@@ -85,22 +79,10 @@ async def sync(session: AsyncSession, catalog: Catalog) -> SyncResult:
     now = utcnow()
     credit_usd = Fraction(catalog.credit_usd)
     for spec in catalog.models:
-        values = {_COLUMNS[k].name: v for k, v in _row_values(spec, credit_usd).items()}
-        values |= {"active": True, "updatedAt": now}
-        statement = insert(CatalogModel.__table__).values(**values)  # type: ignore[attr-defined]
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["slug"], set_={k: statement.excluded[k] for k in values}
-            )
-        )
+        await repository.upsert_active(session, _row_values(spec, credit_usd), now)
     slugs = [spec.slug for spec in catalog.models]
-    result = await session.execute(
-        update(CatalogModel)
-        .where(col(CatalogModel.slug).not_in(slugs), col(CatalogModel.active))
-        .values(active=False, updated_at=now)
-        .returning(col(CatalogModel.slug))
-    )
-    return SyncResult(upserted=slugs, deactivated=list(result.scalars()))
+    deactivated = await repository.deactivate_all_but(session, slugs, now)
+    return SyncResult(upserted=slugs, deactivated=deactivated)
 
 
 @dataclass(frozen=True)
@@ -128,11 +110,7 @@ def offers(models: list[CatalogModel]) -> list[Offer]:
 
 
 async def list_active(session: AsyncSession) -> list[Offer]:
-    query = select(CatalogModel).where(col(CatalogModel.active)).order_by(col(CatalogModel.slug))
-    return offers(list((await session.execute(query)).scalars()))
-
-
-ACTIVE_MODELS = Statement('SELECT * FROM "models" WHERE "active"')
+    return offers(await repository.list_active(session))
 
 
 class ActiveModels:
@@ -161,27 +139,18 @@ class ActiveModels:
         async with self._refreshing:  # one reader; the others wait for its result
             if time.monotonic() - self._read_at <= self.ttl_s:
                 return
-            rows = await driver.fetch(ACTIVE_MODELS.native)
-            models = [_model_of(row) for row in rows]
+            models = await repository.list_active_on_driver(driver)
             self._by_slug = {offer.model.slug: offer for offer in offers(models)}
             self._read_at = time.monotonic()
 
 
-def _model_of(row: asyncpg.Record) -> CatalogModel:
-    values = {name: row[c.name] for name, c in _COLUMNS.items()}
-    if isinstance(values["spec"], str):  # asyncpg hands jsonb over as text by default
-        values["spec"] = json.loads(values["spec"])
-    return CatalogModel(**values)
-
-
 async def list_all(session: AsyncSession) -> list[CatalogModel]:
-    query = select(CatalogModel).order_by(col(CatalogModel.slug))
-    return list((await session.execute(query)).scalars())
+    return await repository.list_all(session)
 
 
 async def get_by_id(session: AsyncSession, model_id: uuid.UUID) -> CatalogModel:
     """Any model, active or not (a video keeps its model after the catalog drops it)."""
-    model = await session.get(CatalogModel, model_id)
+    model = await repository.get(session, model_id)
     if model is None:
         raise ModelNotFound(f"no model {model_id}")
     return model

@@ -1,4 +1,4 @@
-"""Settings from the environment and `.env` (DESIGN §9). One object, read once."""
+"""Settings from the environment and `.env` (README, "Configuration"). One object, read once."""
 
 import ipaddress
 from enum import StrEnum
@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     # lease of a row being submitted, so it must outlast the submit call.
     submit_uncertain_grace_s: float = Field(default=600.0, gt=0)
     fal_storage_url: str | None = None
-    # Dispatch and reconciliation (DESIGN §5): a job never waits forever.
+    # Dispatch and reconciliation (docs/architecture.md, "The life of a video"): a job never
+    # waits forever.
     # Off only in tests of the API alone: then nothing talks to Fal and `pending` rows wait.
     dispatch_enabled: bool = True
     reconcile_interval_s: float = Field(default=2.0, gt=0)

@@ -71,7 +71,19 @@ async def get_session(db: DbDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_driver_transaction(db: DbDep) -> AsyncIterator[asyncpg.Connection]:
+    """The request's unit of work on the hot paths' driver: BEGIN, then COMMIT before the
+    response is sent, or ROLLBACK on any error. Declared after the caller's authentication,
+    so the key lookup stays outside the transaction."""
+    async with db.driver.transaction():
+        yield db.driver
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# scope="function": committed before the response leaves, so a 2xx means "committed".
+DriverTransactionDep = Annotated[
+    asyncpg.Connection, Depends(get_driver_transaction, scope="function")
+]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 # scope="function": the commit happens before the response leaves, so a 2xx means "committed".
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,5 +1,9 @@
-"""One ASGI middleware for what every request needs: a request id, maintenance mode,
-metrics, and one JSON access-log line (never with secrets: no headers, no bodies).
+"""One ASGI middleware for what every request needs: a request id, the write gate
+(maintenance mode), metrics, and one JSON access-log line (never with secrets: no headers,
+no bodies).
+
+The gate is a callable handed in by app/main.py (app/ops/maintenance.py's flag), so this
+layer knows nothing of how the switch is stored.
 """
 
 import json
@@ -7,18 +11,24 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PROBLEM_JSON, Problem
-from app.ops.maintenance import RETRY_AFTER_S, MaintenanceFlag, MaintenanceMode
-from app.ops.metrics import Metrics
+from app.core.errors import PROBLEM_JSON, AppError, Problem
+from app.core.metrics import Metrics
 
 access_log = logging.getLogger("vidgen.access")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Fal's deliveries keep jobs (and refunds) moving; the switch itself must stay reachable.
-ALWAYS_WRITABLE = frozenset({"/api/webhooks/fal", "/api/admin/maintenance"})
+RETRY_AFTER_S = 30
+WritesPaused = Callable[[], Awaitable[bool]]
+
+
+class MaintenanceMode(AppError):
+    status, code, title = 503, "maintenance", "Down for maintenance"
+
+
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -29,10 +39,19 @@ def _route_of(scope: Scope) -> str:
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, maintenance: MaintenanceFlag) -> None:
+    """`writes_paused()` true: writes answer 503 `maintenance`, except to `always_writable`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        writes_paused: WritesPaused,
+        always_writable: frozenset[str],
+    ) -> None:
         self.app = app
         self.metrics = metrics
-        self.maintenance = maintenance
+        self.writes_paused = writes_paused
+        self.always_writable = always_writable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,8 +76,8 @@ class RequestMiddleware:
         try:
             if (
                 scope["method"] in WRITE_METHODS
-                and scope["path"] not in ALWAYS_WRITABLE
-                and await self.maintenance.enabled()
+                and scope["path"] not in self.always_writable
+                and await self.writes_paused()
             ):
                 await self._refuse_for_maintenance(send_with_id)
             else:

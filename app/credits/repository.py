@@ -2,37 +2,42 @@
 
 import uuid
 
-from sqlalchemy import text, tuple_
+from sqlalchemy import tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.core.pagination import Position
+from app.core.sql import Statement
+from app.credits import ledger
 from app.credits.models import CreditTransaction
 
-# One statement: lock the user row and move its balance (refusing to go below zero), then
-# append the ledger row carrying the new balance. The UPDATE's row lock serializes every
-# movement of one user; if the balance would go negative it matches no row and nothing is
-# inserted. The key's unique constraint makes a repeated movement fail as a whole.
-APPLY_MOVEMENT = text("""
-    WITH moved AS (
-        UPDATE "users"
-        SET "creditBalance" = "creditBalance" + :amount,
-            "purchasedCreditPacks" = "purchasedCreditPacks" + :packs,
-            "updatedAt" = now()
-        WHERE "id" = :user_id AND "creditBalance" + :amount >= 0
-        RETURNING "id", "creditBalance"
+# One statement (app/credits/ledger.py): move the balance under the user's row lock, then
+# append the ledger row carrying the new balance. If the balance would go negative nothing
+# matches and nothing is inserted; the key's unique constraint makes a repeated movement
+# fail as a whole.
+ENTRY_COLUMNS = ", ".join(f'"{c.name}"' for c in CreditTransaction.__table__.columns)  # type: ignore[attr-defined]
+APPLY_MOVEMENT = Statement(f"""
+    WITH moved AS ({
+    ledger.move_balance(
+        user=":user_id",
+        amount=":amount",
+        also_set=', "purchasedCreditPacks" = "users"."purchasedCreditPacks" + :packs',
     )
-    INSERT INTO "creditTransactions"
-        ("userId", "amount", "balanceAfter", "kind", "idempotencyKey", "reason", "period",
-         "videoId")
-    SELECT moved."id", :amount, moved."creditBalance", :kind, :idempotency_key, :reason,
-           :period, :video_id
-    FROM moved
-    RETURNING "id", "userId", "amount", "balanceAfter", "kind", "idempotencyKey", "reason",
-              "period", "videoId", "createdAt"
-""").columns(*CreditTransaction.__table__.columns)  # type: ignore[attr-defined]
-
-BALANCE = text('SELECT "creditBalance" FROM "users" WHERE "id" = :user_id')
+})
+    {
+    ledger.append_entry(
+        moved="moved",
+        amount=":amount",
+        kind=":kind",
+        key=":idempotency_key",
+        reason=":reason",
+        period=":period",
+        video_id=":video_id",
+        returning=f"RETURNING {ENTRY_COLUMNS}",
+    )
+}
+""")
+BALANCE = Statement('SELECT "creditBalance" FROM "users" WHERE "id" = :user_id')
 
 
 async def apply_movement(
@@ -48,7 +53,9 @@ async def apply_movement(
     packs: int = 0,
 ) -> CreditTransaction | None:
     """The ledger row, or None when the user is missing or the balance would go negative."""
-    statement = select(CreditTransaction).from_statement(APPLY_MOVEMENT)
+    statement = select(CreditTransaction).from_statement(
+        APPLY_MOVEMENT.text.columns(*CreditTransaction.__table__.columns)  # type: ignore[attr-defined]
+    )
     result = await session.execute(
         statement,
         {
@@ -66,7 +73,7 @@ async def apply_movement(
 
 
 async def get_balance(session: AsyncSession, user_id: uuid.UUID) -> int | None:
-    return (await session.execute(BALANCE, {"user_id": user_id})).scalar_one_or_none()
+    return (await session.execute(BALANCE.text, {"user_id": user_id})).scalar_one_or_none()
 
 
 async def list_page_for_user(

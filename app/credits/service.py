@@ -1,4 +1,4 @@
-"""The ledger (DESIGN §3): purchases, grants, rolls and adjustments.
+"""The ledger (docs/architecture.md, "Where money moves"): purchases, grants, rolls and adjustments.
 
 Every movement is one ledger row plus the balance change, in the caller's transaction,
 under the user's row lock, keyed by a unique idempotency key. The balance never goes

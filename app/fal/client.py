@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import httpx
 
 from app.core.config import FAL_CALL_BUDGET_FACTOR, Settings
-from app.ops.metrics import Metrics
+from app.core.metrics import Metrics
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})

@@ -1,63 +1,39 @@
-"""`vidgen audit`: check the ledger invariants of DESIGN §3 against the database."""
+"""`vidgen audit`: check the ledger invariants against the database.
+
+The invariants: docs/architecture.md, "Where money moves"."""
 
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
+from app.ops import audit_repository
+
 
 @dataclass(frozen=True)
 class Check:
-    name: str
-    sql: str
+    name: str  # the invariant, as the report states it
+    query: str  # from audit_repository: the rows that break it
 
 
-# Each query returns the offending rows; an empty result means the invariant holds.
 CHECKS = (
     Check(
         "balance equals the sum of the user's ledger",
-        """SELECT u."id" AS user_id, u."email", u."creditBalance" AS balance,
-                  COALESCE(SUM(t."amount"), 0) AS ledger_sum
-           FROM "users" u LEFT JOIN "creditTransactions" t ON t."userId" = u."id"
-           GROUP BY u."id" HAVING u."creditBalance" <> COALESCE(SUM(t."amount"), 0)""",
+        audit_repository.USERS_WHOSE_BALANCE_IS_NOT_THEIR_LEDGER_SUM,
     ),
-    Check(
-        "no negative balance",
-        """SELECT "id" AS user_id, "email", "creditBalance" AS balance FROM "users"
-           WHERE "creditBalance" < 0""",
-    ),
+    Check("no negative balance", audit_repository.USERS_WITH_A_NEGATIVE_BALANCE),
     Check(
         "every balanceAfter equals the running sum",
-        """SELECT * FROM (
-               SELECT "id" AS transaction_id, "userId" AS user_id, "amount", "balanceAfter",
-                      SUM("amount") OVER (PARTITION BY "userId" ORDER BY "sequence") AS running_sum
-               FROM "creditTransactions") t
-           WHERE "balanceAfter" <> running_sum""",
+        audit_repository.LEDGER_ROWS_WHOSE_BALANCE_AFTER_IS_NOT_THE_RUNNING_SUM,
     ),
-    Check(
-        "at most one roll per user and period",
-        """SELECT "userId" AS user_id, "period", COUNT(*) AS rolls FROM "creditTransactions"
-           WHERE "kind" = 'roll' GROUP BY "userId", "period" HAVING COUNT(*) > 1""",
-    ),
+    Check("at most one roll per user and period", audit_repository.REPEATED_ROLLS),
     Check(
         "every charged video has exactly one debit of its charge",
-        """SELECT v."id" AS video_id, v."creditsCharged", COUNT(t."id") AS debits,
-                  COALESCE(SUM(t."amount"), 0) AS debited
-           FROM "videos" v
-           LEFT JOIN "creditTransactions" t ON t."videoId" = v."id" AND t."kind" = 'debit'
-           WHERE v."creditsCharged" > 0
-           GROUP BY v."id" HAVING COUNT(t."id") <> 1 OR SUM(t."amount") <> -v."creditsCharged" """,
+        audit_repository.CHARGED_VIDEOS_WITHOUT_ONE_MATCHING_DEBIT,
     ),
     Check(
         "failed and canceled videos are refunded exactly once, others never",
-        """SELECT v."id" AS video_id, v."status", v."creditsCharged", COUNT(t."id") AS refunds,
-                  COALESCE(SUM(t."amount"), 0) AS refunded
-           FROM "videos" v
-           LEFT JOIN "creditTransactions" t ON t."videoId" = v."id" AND t."kind" = 'refund'
-           GROUP BY v."id"
-           HAVING CASE WHEN v."status" IN ('failed', 'canceled') AND v."creditsCharged" > 0
-                       THEN COUNT(t."id") <> 1 OR SUM(t."amount") <> v."creditsCharged"
-                       ELSE COUNT(t."id") <> 0 END""",
+        audit_repository.VIDEOS_WITH_WRONG_REFUNDS,
     ),
 )
 
@@ -100,10 +76,11 @@ async def run_audit(dsn: str) -> AuditReport:
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             results = [
-                CheckResult(c.name, [dict(r) for r in await conn.fetch(c.sql)]) for c in CHECKS
+                CheckResult(c.name, await audit_repository.offending_rows(conn, c.query))
+                for c in CHECKS
             ]
-            users = await conn.fetchval('SELECT COUNT(*) FROM "users"')
-            transactions = await conn.fetchval('SELECT COUNT(*) FROM "creditTransactions"')
+            users = await audit_repository.user_count(conn)
+            transactions = await audit_repository.ledger_row_count(conn)
         return AuditReport(results, users, transactions)
     finally:
         await conn.close()

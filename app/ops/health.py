@@ -6,10 +6,11 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from app.core.deps import SessionmakerDep, SettingsDep
-from app.ops.migrate import HISTORY_EXISTS, HISTORY_ROWS, HistoryRow, compute_status
+from app.core.sql import driver_of
+from app.ops import migrate_repository
+from app.ops.migrate import HistoryRow, compute_status
 
 router = APIRouter(tags=["ops"])
 
@@ -36,10 +37,11 @@ async def health(
 ) -> JSONResponse:
     try:
         async with asyncio.timeout(settings.health_timeout_s), sessions() as session:
+            driver = await driver_of(await session.connection())
             rows: list[HistoryRow] = []
-            if await session.scalar(text(HISTORY_EXISTS)):
-                result = await session.execute(text(HISTORY_ROWS))
-                rows = [HistoryRow(**r._asdict()) for r in result]
+            if await migrate_repository.history_exists(driver):
+                records = await migrate_repository.history_rows(driver)
+                rows = [HistoryRow(**dict(r)) for r in records]
     except Exception:  # any failure to reach the database is the answer, not an error
         body = Health(status="unavailable", database="unreachable")
         return JSONResponse(body.model_dump(exclude_none=True), status_code=503)

@@ -12,6 +12,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
+
+from app.ops import localpg_repository
+from app.ops.backup.pgtools import packaged_bin_dirs
+
 MIN_MAJOR = 15
 INSTALL_HINT = (
     "No PostgreSQL >= 15 server binaries found (looked in $PG_BIN_DIR and "
@@ -29,13 +34,20 @@ class LocalPostgresError(RuntimeError):
 def find_bin_dir() -> Path:
     if env := os.environ.get("PG_BIN_DIR"):
         return Path(env)
-    candidates = []
-    for d in Path("/usr/lib/postgresql").glob("*/bin"):
-        if d.parent.name.isdigit() and int(d.parent.name) >= MIN_MAJOR and (d / "initdb").exists():
-            candidates.append((int(d.parent.name), d))
+    candidates = [(major, d) for major, d in packaged_bin_dirs("initdb") if major >= MIN_MAJOR]
     if not candidates:
         raise LocalPostgresError(INSTALL_HINT)
     return max(candidates)[1]
+
+
+async def ensure_database(server_url: str, name: str) -> None:
+    """Create database `name` on the server at `server_url` unless it is there already."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        if not await localpg_repository.database_exists(conn, name):
+            await localpg_repository.create_database(conn, name)
+    finally:
+        await conn.close()
 
 
 def free_port() -> int:

@@ -7,25 +7,12 @@ keep working (jobs already running still finish and refund correctly).
 import time
 
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.errors import AppError
 from app.core.text import Text
+from app.ops import maintenance_repository
 
 FLAG = "maintenance"
-READ = text('SELECT "enabled" FROM "appFlags" WHERE "key" = :key')
-WRITE = text("""
-    INSERT INTO "appFlags" ("key", "enabled", "reason", "updatedAt")
-    VALUES (:key, :enabled, :reason, now())
-    ON CONFLICT ("key") DO UPDATE
-    SET "enabled" = EXCLUDED."enabled", "reason" = EXCLUDED."reason", "updatedAt" = now()
-""")
-RETRY_AFTER_S = 30
-
-
-class MaintenanceMode(AppError):
-    status, code, title = 503, "maintenance", "Down for maintenance"
 
 
 class MaintenanceState(BaseModel):
@@ -50,8 +37,7 @@ class MaintenanceFlag:
         if time.monotonic() - self._read_at > self.ttl_s:
             try:
                 async with self.sessions() as session:
-                    value = (await session.execute(READ, {"key": FLAG})).scalar_one_or_none()
-                self._enabled = bool(value)
+                    self._enabled = await maintenance_repository.flag_enabled(session, FLAG)
             except Exception:  # database down: keep the last known state, /api/health says why
                 pass
             self._read_at = time.monotonic()
@@ -59,4 +45,4 @@ class MaintenanceFlag:
 
 
 async def set_maintenance(session: AsyncSession, enabled: bool, reason: str | None = None) -> None:
-    await session.execute(WRITE, {"key": FLAG, "enabled": enabled, "reason": reason})
+    await maintenance_repository.set_flag(session, FLAG, enabled, reason)

@@ -7,37 +7,17 @@ as-is and `prisma migrate deploy` can still read what we wrote.
 
 import hashlib
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import asyncpg
 
-# Prisma's own advisory-lock key: our deploys and Prisma's exclude each other too.
-PRISMA_ADVISORY_LOCK_KEY = 72707369
-LOCK_WAIT = "5min"
+from app.ops import migrate_repository
 
-CREATE_HISTORY_TABLE = """
-CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
-    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
-    "checksum"              VARCHAR(64) NOT NULL,
-    "finished_at"           TIMESTAMPTZ,
-    "migration_name"        VARCHAR(255) NOT NULL,
-    "logs"                  TEXT,
-    "rolled_back_at"        TIMESTAMPTZ,
-    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
-    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
-)
-"""
-
-HISTORY_EXISTS = """SELECT to_regclass('"_prisma_migrations"') IS NOT NULL"""
-
-HISTORY_ROWS = """
-SELECT "migration_name", "checksum", "finished_at", "rolled_back_at", "logs"
-FROM "_prisma_migrations"
-ORDER BY "started_at", "migration_name"
-"""
+# app/ops/health.py reads the history through the app's own session with these two.
+from app.ops.migrate_repository import HISTORY_EXISTS as HISTORY_EXISTS
+from app.ops.migrate_repository import HISTORY_ROWS as HISTORY_ROWS
 
 
 class MigrationError(Exception):
@@ -116,9 +96,9 @@ def compute_status(files: list[MigrationFile], rows: list[HistoryRow]) -> Migrat
 
 
 async def read_history(conn: asyncpg.Connection) -> list[HistoryRow]:
-    if not await conn.fetchval(HISTORY_EXISTS):
+    if not await migrate_repository.history_exists(conn):
         return []
-    return [HistoryRow(**dict(r)) for r in await conn.fetch(HISTORY_ROWS)]
+    return [HistoryRow(**dict(r)) for r in await migrate_repository.history_rows(conn)]
 
 
 async def read_status(dsn: str, migrations_dir: Path) -> MigrationStatus:
@@ -155,12 +135,6 @@ def _explain(name: str, error: Exception) -> str:
     return message
 
 
-async def _lock(conn: asyncpg.Connection) -> None:
-    await conn.execute(f"SET lock_timeout = '{LOCK_WAIT}'")
-    await conn.execute("SELECT pg_advisory_lock($1)", PRISMA_ADVISORY_LOCK_KEY)
-    await conn.execute("RESET lock_timeout")
-
-
 async def deploy(dsn: str, migrations_dir: Path) -> list[str]:
     """Apply pending migrations in order, each in its own transaction; return their names.
 
@@ -170,8 +144,8 @@ async def deploy(dsn: str, migrations_dir: Path) -> list[str]:
     files = load_migrations(migrations_dir)
     conn = await asyncpg.connect(dsn)
     try:
-        await _lock(conn)
-        await conn.execute(CREATE_HISTORY_TABLE)
+        await migrate_repository.wait_for_migration_lock(conn)
+        await migrate_repository.create_history_table(conn)
         status = compute_status(files, await read_history(conn))
         if (refusal := _refusal(status)) is not None:
             raise MigrationError(refusal)
@@ -185,30 +159,18 @@ async def deploy(dsn: str, migrations_dir: Path) -> list[str]:
 
 
 async def _apply_one(conn: asyncpg.Connection, migration: MigrationFile) -> None:
-    started_at = await conn.fetchval("SELECT clock_timestamp()")
+    started_at = await migrate_repository.clock_timestamp(conn)
     try:
         async with conn.transaction():
             await conn.execute(migration.sql)
-            await conn.execute(
-                """INSERT INTO "_prisma_migrations" ("id", "checksum", "finished_at",
-                   "migration_name", "logs", "rolled_back_at", "started_at", "applied_steps_count")
-                   VALUES ($1, $2, clock_timestamp(), $3, NULL, NULL, $4, 1)""",
-                str(uuid.uuid4()),
-                migration.checksum,
-                migration.name,
-                started_at,
+            await migrate_repository.record_applied(
+                conn, migration.name, migration.checksum, started_at
             )
     except asyncpg.PostgresError as error:
         # The migration's own transaction rolled back; record the failure as Prisma does
         # (finished_at NULL) so later deploys stop until someone resolves it.
-        await conn.execute(
-            """INSERT INTO "_prisma_migrations" ("id", "checksum", "migration_name", "logs",
-               "started_at", "applied_steps_count") VALUES ($1, $2, $3, $4, $5, 0)""",
-            str(uuid.uuid4()),
-            migration.checksum,
-            migration.name,
-            _explain(migration.name, error),
-            started_at,
+        await migrate_repository.record_failed(
+            conn, migration.name, migration.checksum, _explain(migration.name, error), started_at
         )
         raise MigrationError(_explain(migration.name, error)) from error
 
@@ -217,14 +179,8 @@ async def resolve_rolled_back(dsn: str, name: str) -> None:
     """Mark a failed migration as rolled back so the next deploy retries it (Prisma's resolve)."""
     conn = await asyncpg.connect(dsn)
     try:
-        await _lock(conn)
-        result = await conn.execute(
-            """UPDATE "_prisma_migrations" SET "rolled_back_at" = now()
-               WHERE "migration_name" = $1
-                 AND "finished_at" IS NULL AND "rolled_back_at" IS NULL""",
-            name,
-        )
-        if result == "UPDATE 0":
+        await migrate_repository.wait_for_migration_lock(conn)
+        if not await migrate_repository.mark_rolled_back(conn, name):
             raise MigrationError(f"no failed migration named `{name}` to mark as rolled back")
     finally:
         await conn.close()
@@ -243,12 +199,8 @@ async def holds_data(dsn: str) -> bool:
     """Whether any application table has a row (a fresh or empty database needs no backup)."""
     conn = await asyncpg.connect(dsn)
     try:
-        tables = await conn.fetch(
-            """SELECT quote_ident(tablename) AS name FROM pg_tables
-               WHERE schemaname = 'public' AND tablename <> '_prisma_migrations'"""
-        )
-        for table in tables:
-            if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table['name']})"):
+        for table in await migrate_repository.application_tables(conn):
+            if await migrate_repository.has_rows(conn, table):
                 return True
         return False
     finally:
@@ -260,6 +212,6 @@ async def vacuum_analyze(dsn: str, tables: list[str]) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         for table in tables:
-            await conn.execute(f'VACUUM ANALYZE "{table}"')
+            await migrate_repository.vacuum_analyze(conn, table)
     finally:
         await conn.close()

@@ -1,14 +1,15 @@
 """Operator endpoints: Prometheus metrics and the maintenance switch."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Forbidden, Unauthorized, problem_responses
+from app.core.metrics import Metrics
 from app.core.security import same_secret
 from app.ops.maintenance import MaintenanceState, set_maintenance
-from app.ops.metrics import Metrics
+from app.ops.metrics import refresh_from_database
 from app.users.deps import AdminPrincipal
 
 router = APIRouter(tags=["ops"])
@@ -29,7 +30,7 @@ async def metrics(request: Request, session: SessionDep, settings: SettingsDep) 
         if not same_secret(given, settings.metrics_token):
             raise Unauthorized("metrics need Authorization: Bearer <METRICS_TOKEN>")
     registry: Metrics = request.app.state.metrics
-    await registry.refresh_from_database(session)
+    await refresh_from_database(registry, session)
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -39,9 +40,14 @@ async def metrics(request: Request, session: SessionDep, settings: SettingsDep) 
     responses=problem_responses(Unauthorized, Forbidden),
 )
 async def switch_maintenance(
-    body: MaintenanceState, request: Request, session: SessionDep, _: AdminPrincipal
+    body: MaintenanceState,
+    request: Request,
+    session: SessionDep,
+    background: BackgroundTasks,
+    _: AdminPrincipal,
 ) -> MaintenanceState:
     """Turn maintenance mode on or off for every replica (each notices within seconds)."""
     await set_maintenance(session, body.enabled, body.reason)
-    request.app.state.maintenance.forget()  # this replica at once
+    # After the commit (background tasks run once the response is sent): this replica at once.
+    background.add_task(request.app.state.maintenance.forget)
     return body

@@ -1,4 +1,5 @@
-"""The reconciler: in every replica, a loop that makes sure no job is stuck (DESIGN §5).
+"""The reconciler: in every replica, a loop that makes sure no job is stuck
+(docs/architecture.md, "The life of a video").
 
 Each pass: fail jobs past their deadline, submit pending ones (new, or due a retry), and poll
 Fal about queued / processing jobs whose webhook is late. Rows are leased with
@@ -10,7 +11,7 @@ import contextlib
 import logging
 from collections import Counter
 
-from app.ops.metrics import Metrics
+from app.core.metrics import Metrics
 from app.videos.dispatch import Dispatcher
 
 logger = logging.getLogger(__name__)

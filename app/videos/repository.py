@@ -13,6 +13,7 @@ from app.catalog.models import CatalogModel
 from app.core.columns import utcnow
 from app.core.pagination import Position
 from app.core.sql import Statement
+from app.credits import ledger
 from app.videos.models import Video, VideoStatus
 from app.videos.state import ACTIVE
 
@@ -35,29 +36,26 @@ CREATE = Statement(f"""
         SELECT count(*) AS jobs FROM "videos"
         WHERE "userId" = :user_id AND "status" IN ({ACTIVE_LIST})
     ),
-    charged AS (
-        UPDATE "users" SET "creditBalance" = "creditBalance" + :amount, "updatedAt" = now()
-        WHERE "id" = :user_id AND "creditBalance" + :amount >= 0
-          AND (SELECT jobs FROM active) < :max_active
-        RETURNING "id", "creditBalance"
-    ),
+    charged AS ({
+    ledger.move_balance(
+        user=":user_id", amount=":amount", guard="(SELECT jobs FROM active) < :max_active"
+    )
+}),
     video AS (
         INSERT INTO "videos" ("id", "userId", "modelId", "kind", "prompt", "negativePrompt",
             "imageUrl", "duration", "aspectRatio", "resolution", "seed", "options", "status",
             "creditsCharged", "idempotencyKey", "requestFingerprint", "createdAt", "updatedAt")
-        SELECT :id, "id", :model_id, :kind, :prompt, :negative_prompt, :image_url, :duration,
+        SELECT :id, "userId", :model_id, :kind, :prompt, :negative_prompt, :image_url, :duration,
             :aspect_ratio, :resolution, :seed, CAST(:options AS jsonb), 'pending', 0 - :amount,
             :idempotency_key, :fingerprint, :now, :now
         FROM charged
         RETURNING "id"
     ),
-    ledger AS (
-        INSERT INTO "creditTransactions"
-            ("userId", "amount", "balanceAfter", "kind", "idempotencyKey", "reason", "videoId")
-        SELECT charged."id", :amount, charged."creditBalance", 'debit', :debit_key, :reason,
-            video."id"
-        FROM charged, video
-    ),
+    debit AS ({
+    ledger.append_video_entry(
+        "debit", moved="charged", amount=":amount", video_id=":id", reason=":reason"
+    )
+}),
     event AS (
         INSERT INTO "videoEvents" ("videoId", "status", "source")
         SELECT "id", 'pending', 'api' FROM video
@@ -78,20 +76,29 @@ CREATE = Statement(f"""
 # the status after the winner commits and matches nothing, which is what makes duplicate
 # webhooks, polls and cancels harmless. A job being canceled that fails lands on
 # `canceled` (app/videos/state.py); "status" on the right of SET is the row's old value.
-FINISH = """
+# Columns are returned by name, in the model's order: `finish` maps them onto Video.
+VIDEO_COLUMNS = ", ".join(f'"{c.name}"' for c in Video.__table__.columns)  # type: ignore[attr-defined]
+CANCELING_FAILS = """"status" = 'canceling' AND CAST(:status AS text) = 'failed'"""
+
+
+REFUNDABLE = """f."status" IN ('failed', 'canceled') AND f."creditsCharged" > 0"""
+MOVED_CHARGE, MOVED_VIDEO = 'm."creditsCharged"', 'm."videoId"'
+REFUND_REASON = "'video ' || m.\"status\""
+
+
+def _finish(match: str, also_set: str = "") -> Statement:
+    return Statement(f"""
     WITH finished AS (
         UPDATE "videos" SET
-            "status" = CASE WHEN "status" = 'canceling' AND CAST(:status AS text) = 'failed'
-                            THEN 'canceled' ELSE CAST(:status AS text) END,
+            "status" = CASE WHEN {CANCELING_FAILS} THEN 'canceled' ELSE :status END,
             "videoUrl" = :video_url,
             "videoMetadata" = CAST(:video_metadata AS jsonb),
-            "errorCode" = CASE WHEN "status" = 'canceling' AND CAST(:status AS text) = 'failed'
-                               THEN 'canceled' ELSE :error_code END,
+            "errorCode" = CASE WHEN {CANCELING_FAILS} THEN 'canceled' ELSE :error_code END,
             "errorMessage" = :error_message,
             "queuePosition" = NULL,
             "lastEventAt" = COALESCE(CAST(:last_event_at AS timestamptz), "lastEventAt"),
             "completedAt" = :now,
-            "updatedAt" = :now
+            "updatedAt" = :now{also_set}
         WHERE {match} AND "status" = ANY(:allowed_from)
         RETURNING *
     ),
@@ -99,46 +106,39 @@ FINISH = """
         INSERT INTO "videoEvents" ("videoId", "status", "source")
         SELECT "id", "status", :source FROM finished
     ),
-    refunded AS (
-        UPDATE "users" u
-        SET "creditBalance" = u."creditBalance" + f."creditsCharged", "updatedAt" = now()
-        FROM finished f
-        WHERE u."id" = f."userId" AND f."status" IN ('failed', 'canceled')
-          AND f."creditsCharged" > 0
-        RETURNING u."id" AS "userId", u."creditBalance", f."id" AS "videoId", f."creditsCharged",
-            f."status"
-    ),
-    refund_row AS (
-        INSERT INTO "creditTransactions"
-            ("userId", "amount", "balanceAfter", "kind", "idempotencyKey", "reason", "videoId")
-        SELECT "userId", "creditsCharged", "creditBalance", 'refund',
-            'video:' || "videoId" || '\\:refund', 'video ' || "status", "videoId"
-        FROM refunded
-    )
-    SELECT {columns} FROM finished
-"""
-# Named, in the model's order: `finish` maps the result onto Video by position, and `*` would
-# follow the table's order, which a column added by a later migration does not keep.
-VIDEO_COLUMNS = ", ".join(f'"{c.name}"' for c in Video.__table__.columns)  # type: ignore[attr-defined]
-FINISH_BY_ID = Statement(FINISH.format(match='"id" = :video_id', columns=VIDEO_COLUMNS))
-FINISH_BY_FAL_REQUEST = Statement(
-    FINISH.format(match='"falRequestId" = :fal_request_id', columns=VIDEO_COLUMNS)
+    refunded AS ({
+        ledger.move_balance(
+            user='f."userId"',
+            amount='f."creditsCharged"',
+            source="finished f",
+            guard=REFUNDABLE,
+            also_return=', f."id" AS "videoId", f."creditsCharged", f."status"',
+        )
+    }),
+    refund AS ({
+        ledger.append_video_entry(
+            "refund",
+            moved="refunded",
+            amount=MOVED_CHARGE,
+            video_id=MOVED_VIDEO,
+            reason=REFUND_REASON,
+        )
+    })
+    SELECT {VIDEO_COLUMNS} FROM finished
+""")
+
+
+FINISH_BY_ID = _finish('"id" = :video_id')
+FINISH_BY_FAL_REQUEST = _finish('"falRequestId" = :fal_request_id')
+# A webhook for a request id we never stored, whose URL names a video still waiting on an
+# uncertain submit (its answer was lost): that video's job is this request, and it takes
+# the outcome at once. Only a pending row without a request id can be adopted, so a
+# resubmitted job never changes hands.
+FINISH_ADOPTING = _finish(
+    '"id" = :video_id AND "falRequestId" IS NULL',
+    also_set=', "falRequestId" = :fal_request_id, "nextAttemptAt" = NULL',
 )
 KNOWN_FAL_REQUEST = Statement('SELECT EXISTS (SELECT FROM "videos" WHERE "falRequestId" = :id)')
-# A webhook for a request id we never stored, whose URL names a video still waiting on an
-# uncertain submit (its answer was lost): that video's job is this request. Only a pending
-# row without a request id can be adopted, so a resubmitted job never changes hands.
-ADOPT = Statement("""
-    WITH adopted AS (
-        UPDATE "videos" SET "falRequestId" = :fal_request_id, "status" = 'queued',
-            "nextAttemptAt" = NULL, "updatedAt" = now()
-        WHERE "id" = :video_id AND "status" = 'pending' AND "falRequestId" IS NULL
-        RETURNING "id"
-    )
-    INSERT INTO "videoEvents" ("videoId", "status", "source")
-    SELECT "id", 'queued', 'webhook' FROM adopted
-    RETURNING "videoId"
-""")
 
 
 async def lock_owner(driver: asyncpg.Connection, user_id: uuid.UUID) -> None:
@@ -159,12 +159,13 @@ async def finish_by_fal_request(
     return await FINISH_BY_FAL_REQUEST.fetchrow(driver, fal_request_id=fal_request_id, **params)
 
 
-async def adopt_fal_request(
-    driver: asyncpg.Connection, video_id: uuid.UUID, fal_request_id: str
-) -> bool:
-    """ADOPT: whether the video took `fal_request_id` as its job."""
-    adopted = await ADOPT.fetchval(driver, video_id=video_id, fal_request_id=fal_request_id)
-    return adopted is not None
+async def finish_adopting(
+    driver: asyncpg.Connection, video_id: uuid.UUID, fal_request_id: str, **params: Any
+) -> asyncpg.Record | None:
+    """FINISH_ADOPTING, as its own transaction: the row, or None when nothing was adopted."""
+    return await FINISH_ADOPTING.fetchrow(
+        driver, video_id=video_id, fal_request_id=fal_request_id, **params
+    )
 
 
 async def fal_request_known(driver: asyncpg.Connection, fal_request_id: str) -> bool:

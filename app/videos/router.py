@@ -7,7 +7,13 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app.catalog.service import ModelNotFound
-from app.core.deps import DbDep, SessionDep, SessionmakerDep, SettingsDep
+from app.core.deps import (
+    DbDep,
+    DriverTransactionDep,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+)
 from app.core.errors import Unauthorized, problem_responses
 from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, KeyedRequest
 from app.core.pagination import InvalidCursor
@@ -50,14 +56,14 @@ async def create_video(
     body: VideoCreate,
     request: Request,
     user: CurrentUser,
-    db: DbDep,
     idempotency_key: IdempotencyKey,
+    transaction: DriverTransactionDep,
     background: BackgroundTasks,
 ) -> Response:
     """Charge for and queue a video. Retries with the same Idempotency-Key replay the answer."""
     keyed = KeyedRequest.of(request, scope=f"user:{user.id}", key=idempotency_key, body=body)
     outcome, video_id = await service.create_video(
-        db.driver, request.app.state.models, user.id, body,
+        transaction, request.app.state.models, user.id, body,
         keyed=keyed, settings=request.app.state.settings,
     )  # fmt: skip
     dispatcher: Dispatcher | None = request.app.state.dispatcher

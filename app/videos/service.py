@@ -85,10 +85,6 @@ async def quote_video(
     )
 
 
-def debit_key(video_id: uuid.UUID) -> str:
-    return f"video:{video_id}:debit"
-
-
 async def create_video(
     driver: asyncpg.Connection,
     models: catalog.ActiveModels,
@@ -98,7 +94,8 @@ async def create_video(
     keyed: KeyedRequest,
     settings: Settings,
 ) -> tuple[Outcome, uuid.UUID | None]:
-    """Charge for and queue a video once per Idempotency-Key, in one transaction on `driver`.
+    """Charge for and queue a video once per Idempotency-Key, in the transaction the caller
+    holds open on `driver` (app/core/deps.py, DriverTransactionDep).
 
     Returns the answer and the new video's id (None when the answer is a replay). The key
     is claimed first; then the request is validated and priced, and one statement charges,
@@ -106,15 +103,13 @@ async def create_video(
     video (its ledger key derives from the video id); never a charge without a job row,
     never a job row without its charge; the per-user active-job cap.
     """
-    async with driver.transaction():
-        claim = await claim_on_driver(driver, keyed, settings.idempotency_wait_s)
-        if isinstance(claim, Outcome):
-            return claim, None
-        priced = price_request(await models.get(driver, request.model), request, settings)
-        outcome, video_id = await _charge_and_insert(
-            driver, user_id, priced, keyed=keyed, claim_id=claim, settings=settings
-        )
-    return outcome, video_id
+    claim = await claim_on_driver(driver, keyed, settings.idempotency_wait_s)
+    if isinstance(claim, Outcome):
+        return claim, None
+    priced = price_request(await models.get(driver, request.model), request, settings)
+    return await _charge_and_insert(
+        driver, user_id, priced, keyed=keyed, claim_id=claim, settings=settings
+    )
 
 
 async def _charge_and_insert(
@@ -162,7 +157,6 @@ async def _charge_and_insert(
         idempotency_key=keyed.key,
         fingerprint=keyed.fingerprint,
         now=now,
-        debit_key=debit_key(video.id),
         reason=f"video {model.slug} {video.duration}s",
         claim_id=claim_id,
         response=response,
@@ -318,7 +312,8 @@ async def finish_by_fal_request(
     """A webhook's outcome for the job Fal knows as `fal_request_id`: one statement.
 
     `video_id` (from the webhook URL) lets a job whose submit answer was lost be found: a
-    pending video without a request id adopts this one, then takes the outcome.
+    pending video without a request id adopts this one and takes the outcome, in the
+    same one statement.
     """
     target, values = _final_word(outcome)
     params = _finish_params(target, EventSource.WEBHOOK, **values)
@@ -327,13 +322,15 @@ async def finish_by_fal_request(
     if await repository.fal_request_known(driver, fal_request_id):
         return "duplicate"
     if video_id is not None:
-        async with driver.transaction():
-            adopted = await repository.adopt_fal_request(driver, video_id, fal_request_id)
-            if adopted:
-                await repository.finish_by_fal_request(driver, fal_request_id, **params)
-        if adopted:
+        adopting = params | {"allowed_from": [VideoStatus.PENDING]}
+        if await repository.finish_adopting(driver, video_id, fal_request_id, **adopting):
             return "adopted"
     return "unknown"
+
+
+async def jobs_by_model_and_status(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """{model slug: {status: jobs}}, for operators (`vidgen models status`)."""
+    return await repository.count_by_model_and_status(session)
 
 
 async def fal_endpoint_of(session: AsyncSession, video: Video) -> str:

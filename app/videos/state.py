@@ -1,4 +1,4 @@
-"""The video job state machine (DESIGN §5), in one place.
+"""The video job state machine (docs/architecture.md, "The life of a video"), in one place.
 
 pending ➜ queued ➜ processing ➜ completed | failed. A cancel before Fal runs the job
 (pending, queued) ➜ canceled at once. A cancel while Fal runs it (processing) ➜ canceling:
@@ -28,9 +28,10 @@ ALLOWED_FROM: dict[VideoStatus, frozenset[VideoStatus]] = {
         {VideoStatus.QUEUED, VideoStatus.PROCESSING, VideoStatus.CANCELING}
     ),
     VideoStatus.FAILED: ACTIVE,
-    VideoStatus.CANCELED: frozenset(
-        {VideoStatus.PENDING, VideoStatus.QUEUED, VideoStatus.CANCELING}
-    ),
+    # Only before Fal runs the job: a job being canceled ends by Fal's word (a `failed` move
+    # landing on `canceled`, or `completed`), never by a second cancel, which would refund a
+    # job Fal may still deliver and bill.
+    VideoStatus.CANCELED: frozenset({VideoStatus.PENDING, VideoStatus.QUEUED}),
 }
 
 

@@ -13,7 +13,9 @@ import pytest
 
 from app.core.config import PROJECT_ROOT
 from app.ops import migrate
-from app.ops.backup import create_backup, human_bytes, latest_valid_backup
+from app.ops.backup.create import create_backup
+from app.ops.backup.units import human_bytes
+from app.ops.backup.verify import latest_valid_backup
 from tests.factories import create_user, grant
 from tests.helpers import libpq, run_vidgen
 

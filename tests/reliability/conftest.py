@@ -1,4 +1,4 @@
-"""Fixtures and load helpers for the reliability suite (issue 7).
+"""Fixtures and load helpers for the reliability suite.
 
 The Fal simulator fixtures of tests/fal are re-declared here (non-root conftests cannot
 share them through `pytest_plugins`), with a shorter job delay so crash and restart tests

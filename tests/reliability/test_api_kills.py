@@ -1,4 +1,4 @@
-"""SIGKILL the API ten times under load: no lost, doubled or double-charged job (issue 7)."""
+"""SIGKILL the API ten times under load: no lost, doubled or double-charged job."""
 
 import asyncio
 import itertools

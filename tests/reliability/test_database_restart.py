@@ -1,4 +1,4 @@
-"""Restart PostgreSQL under load: 5xx only while it is down, nothing committed is lost (issue 7)."""
+"""Restart PostgreSQL under load: 5xx only while it is down, nothing committed is lost."""
 
 import asyncio
 import itertools

@@ -1,5 +1,5 @@
 """Three replicas on one database under Fal faults: each job submitted once, charged once,
-refunded exactly when it failed (issue 7)."""
+refunded exactly when it failed."""
 
 import asyncio
 import itertools

@@ -1,4 +1,4 @@
-"""Bugs the reliability suite found, each reproduced deterministically (issue 7).
+"""Bugs the reliability suite found, each reproduced deterministically.
 
 Each test pins a bug the fuzzer or the restart test found, now fixed. In-process app
 (no Fal), so each runs in milliseconds.

@@ -1,4 +1,4 @@
-"""Schemathesis over the whole OpenAPI document, authenticated (issue 7).
+"""Schemathesis over the whole OpenAPI document, authenticated.
 
 Every operation is fuzzed with schema-valid (positive) and schema-violating (negative) requests
 against the real server (`vidgen serve` on 127.0.0.1, dispatching to the Fal simulator), as a

@@ -1,4 +1,4 @@
-"""A protocol-faithful Fal.ai simulator: queue API, storage, signed webhooks, JWKS (DESIGN §7).
+"""A protocol-faithful Fal.ai simulator: queue API, storage, signed webhooks, JWKS (docs/fal.md).
 
 The real `fal-client` talks to it over HTTPS on 127.0.0.1 (set `FAL_QUEUE_RUN_HOST` and
 `SSL_CERT_FILE` before importing fal_client; see `client_env`). Latency and faults come

@@ -4,7 +4,7 @@ Each accepted request gets one asyncio task in the server process that walks it 
 IN_QUEUE ➜ IN_PROGRESS ➜ COMPLETED and then hands it to the webhook sender, so clients see
 time pass exactly as with real Fal: nothing advances because somebody polled.
 
-Test values in the prompt (DESIGN §9), like a payment provider's test card numbers:
+Test values in the prompt (README, "Configuration"), like a payment provider's test card numbers:
 `#fail` ends with a content-policy error, `#badinput` with an input error (the model could
 not fetch the image), `#oddstatus` answers status polls with a status fal-client does not
 know, `#hold` stays IN_PROGRESS until canceled, `#slow` takes 10x the configured delay.

@@ -1,4 +1,4 @@
-"""Fal's queue protocol (FAL.md, "Queue HTTP protocol"): submit, status, result, cancel.
+"""Fal's queue protocol (docs/fal.md, "Queue protocol and errors"): submit, status, result, cancel.
 
 fal-client submits to the full endpoint path (`fal-ai/kling-video/v2.1/standard/…`) but
 builds its by-id URLs from owner/alias only (`fal-ai/kling-video/requests/{id}`). Request

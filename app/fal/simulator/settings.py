@@ -1,4 +1,4 @@
-"""The simulator's knobs, read from `FAL_SIMULATOR_*` environment variables (DESIGN §9).
+"""The simulator's knobs, from `FAL_SIMULATOR_*` environment variables (README, "Configuration").
 
 Only the environment is read (no `.env`): the knobs change how a fake behaves, and a
 stray `.env` line silently turning on error injection in a test run would be hard to spot.

@@ -1,7 +1,7 @@
 """Fal-style webhook signatures: Ed25519 over a canonical message, keys published as a JWKS.
 
 The simulator holds its own key (persisted in the state directory, so a verifier that cached
-our JWKS keeps working across restarts) and signs exactly what Fal signs (FAL.md, Webhooks):
+our JWKS keeps working across restarts) and signs exactly what Fal signs (docs/fal.md, "Webhooks"):
 
     request_id + "\\n" + user_id + "\\n" + timestamp + "\\n" + sha256_hex(raw_body)
 

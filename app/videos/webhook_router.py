@@ -1,3 +1,5 @@
+"""Fal's webhook endpoint: the deliveries that finish our video jobs."""
+
 import json
 import logging
 import uuid

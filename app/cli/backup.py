@@ -1,4 +1,6 @@
-"""`vidgen backup create | status | restore | prune` (DESIGN §8); the logic is in backup.py."""
+"""`vidgen backup create | status | restore | prune` (README, "Commands").
+
+The logic is app/ops/backup/."""
 
 import asyncio
 import sys
@@ -9,22 +11,29 @@ from typing import Annotated
 
 import typer
 
-from app.core.config import Settings, get_settings
-from app.ops import backup
+from app.cli.console import fail
+from app.cli.database import database_url
+from app.core.config import get_settings
 from app.ops.audit import run_audit
-from app.ops.console import fail
+from app.ops.backup.create import create_backup
+from app.ops.backup.errors import BackupError
+from app.ops.backup.files import (
+    BackupFile,
+    list_backups,
+    prune_backups,
+    read_metadata,
+    resolve_backup_path,
+)
+from app.ops.backup.pgtools import describe_target
+from app.ops.backup.restore import current_row_counts, restore_backup
+from app.ops.backup.units import human_age, human_bytes
+from app.ops.backup.verify import BackupInfo, backup_statuses
 
 backup_app = typer.Typer(
     no_args_is_help=True, help="pg_dump backups: create, verify, restore, prune."
 )
 
 PROGRESS_INTERVAL_S = 0.2
-
-
-def libpq_url(settings: Settings) -> str:
-    if not settings.database_url:
-        fail("DATABASE_URL is not set. Set it, or use `vidgen dev` for a local database.")
-    return settings.libpq_database_url
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -46,7 +55,7 @@ class TerminalProgress:
         now = time.monotonic()
         if now - self._shown_at >= PROGRESS_INTERVAL_S:
             self._shown_at = now
-            line = f"dumped {backup.human_bytes(dumped)} ➜ written {backup.human_bytes(written)}"
+            line = f"dumped {human_bytes(dumped)} ➜ written {human_bytes(written)}"
             typer.echo(f"\r{line}\033[K", nl=False)
 
     def clear(self) -> None:
@@ -62,35 +71,35 @@ def create() -> None:
     started = time.monotonic()
     try:
         path = asyncio.run(
-            backup.create_backup(
-                libpq_url(settings),
+            create_backup(
+                database_url(),
                 settings.backup_dir,
                 free_bytes_override=settings.backup_free_bytes_override,
                 progress=progress,
             )
         )
-    except backup.BackupError as error:
+    except BackupError as error:
         fail(f"backup not created: {error}")
     finally:
         if progress is not None:
             progress.clear()
-    written = backup.BackupFile.parse(path)
-    metadata = backup.read_metadata(written) if written else None
+    written = BackupFile.parse(path)
+    metadata = read_metadata(written) if written else None
     typer.echo(f"backup written: {path}")
     if metadata is not None:
         typer.echo(
-            f"  {backup.human_bytes(metadata.size_bytes)} gzipped from "
-            f"{backup.human_bytes(metadata.dump_bytes)} of SQL in "
+            f"  {human_bytes(metadata.size_bytes)} gzipped from "
+            f"{human_bytes(metadata.dump_bytes)} of SQL in "
             f"{time.monotonic() - started:.1f}s; migration head {metadata.migration_head}; "
             f"{sum(metadata.row_counts.values())} rows in {len(metadata.row_counts)} tables"
         )
 
 
-def status_row(info: backup.BackupInfo, now: datetime) -> list[str]:
+def status_row(info: BackupInfo, now: datetime) -> list[str]:
     return [
         info.path.name,
-        backup.human_age(info.age(now)),
-        backup.human_bytes(info.size_bytes),
+        human_age(info.age(now)),
+        human_bytes(info.size_bytes),
         info.checksum.value,
         "ok" if info.gzip_error is None else "CORRUPT",
         "yes" if info.metadata is not None else "no",
@@ -103,7 +112,7 @@ def status() -> None:
     """Verify each backup (checksum, full gzip test, metadata); exit 1 without a recent one."""
     settings = get_settings()
     now = datetime.now(UTC)
-    infos = backup.backup_statuses(settings.backup_dir)
+    infos = backup_statuses(settings.backup_dir)
     if not infos:
         fail(f"no backups in {settings.backup_dir}; run: vidgen backup create")
     headers = ["backup", "age", "size", "checksum", "gzip", "metadata", "valid"]
@@ -115,7 +124,7 @@ def status() -> None:
     newest = next((info for info in infos if info.valid), None)
     if newest is None:
         fail(f"no valid backup in {settings.backup_dir}; run: vidgen backup create")
-    age, allowed = backup.human_age(newest.age(now)), backup.human_age(max_age)
+    age, allowed = human_age(newest.age(now)), human_age(max_age)
     if newest.age(now) > max_age:
         fail(
             f"newest valid backup {newest.path.name} is {age} old, older than the {allowed} "
@@ -124,12 +133,12 @@ def status() -> None:
     typer.echo(f"newest valid backup: {newest.path.name}, {age} old (allowed: {allowed})")
 
 
-def print_restore_plan(dsn: str, target: backup.BackupFile) -> None:
+def print_restore_plan(dsn: str, target: BackupFile) -> None:
     """What `restore --yes` would replace: the target, and its row counts against the backup's."""
-    metadata = backup.read_metadata(target)
-    current = asyncio.run(backup.current_row_counts(dsn))
-    typer.echo(f"restoring {target.path} would REPLACE {backup.describe_target(dsn)}")
-    age = backup.human_age(datetime.now(UTC) - target.created_at)
+    metadata = read_metadata(target)
+    current = asyncio.run(current_row_counts(dsn))
+    typer.echo(f"restoring {target.path} would REPLACE {describe_target(dsn)}")
+    age = human_age(datetime.now(UTC) - target.created_at)
     typer.echo(f"backup taken {target.created_at:%Y-%m-%d %H:%M:%S} UTC ({age} ago)")
     if metadata is None:
         typer.echo("the backup has no readable metadata; its row counts are unknown")
@@ -152,17 +161,17 @@ def restore(
 ) -> None:
     """Replace the database with a backup, in one transaction, then audit the ledger."""
     settings = get_settings()
-    dsn = libpq_url(settings)
+    dsn = database_url()
     try:
-        target = backup.resolve_backup_path(file, settings.backup_dir)
+        target = resolve_backup_path(file, settings.backup_dir)
         if not yes:
             print_restore_plan(dsn, target)
             fail("nothing changed. Stop the API first, then re-run with --yes to restore.")
         typer.echo(f"verifying {target.path.name} …")
-        info = asyncio.run(backup.restore_backup(dsn, target))
-    except backup.BackupError as error:
+        info = asyncio.run(restore_backup(dsn, target))
+    except BackupError as error:
         fail(str(error))
-    typer.echo(f"restored {info.path.name} into {backup.describe_target(dsn)}")
+    typer.echo(f"restored {info.path.name} into {describe_target(dsn)}")
     report = asyncio.run(run_audit(dsn))
     typer.echo(report.render())
     if not report.ok:
@@ -175,8 +184,8 @@ def prune(
 ) -> None:
     """Delete all but the N newest backups, with their checksum and metadata files."""
     backup_dir = get_settings().backup_dir
-    removed = backup.prune_backups(backup_dir, keep)
+    removed = prune_backups(backup_dir, keep)
     for path in removed:
         typer.echo(f"removed {path}")
-    kept = len(backup.list_backups(backup_dir))
+    kept = len(list_backups(backup_dir))
     typer.echo(f"{len(removed)} file(s) removed; {kept} backup(s) kept in {backup_dir}")
