@@ -36,6 +36,13 @@ class Statement:
     async def fetchval(self, driver: asyncpg.Connection, **params: Any) -> Any:
         return await driver.fetchval(self.native, *self.args(params))
 
+    async def fetch(self, driver: asyncpg.Connection, **params: Any) -> list[asyncpg.Record]:
+        return await driver.fetch(self.native, *self.args(params))
+
+    async def execute(self, driver: asyncpg.Connection, **params: Any) -> str:
+        """The command tag (e.g. `UPDATE 1`)."""
+        return await driver.execute(self.native, *self.args(params))
+
 
 async def driver_of(connection: AsyncConnection) -> asyncpg.Connection:
     """The asyncpg connection under a pooled SQLAlchemy connection.

@@ -7,13 +7,14 @@ from typing import Any
 
 import asyncpg
 
+from app.core.sql import Statement
 from app.ops import audit_repository
 
 
 @dataclass(frozen=True)
 class Check:
     name: str  # the invariant, as the report states it
-    query: str  # from audit_repository: the rows that break it
+    query: Statement  # from audit_repository: the rows that break it
 
 
 CHECKS = (

@@ -4,32 +4,34 @@ from typing import Any
 
 import asyncpg
 
+from app.core.sql import Statement
+
 # Each invariant's query returns the rows that break it; none means the invariant holds.
-USERS_WHOSE_BALANCE_IS_NOT_THEIR_LEDGER_SUM = """
+USERS_WHOSE_BALANCE_IS_NOT_THEIR_LEDGER_SUM = Statement("""
     SELECT u."id" AS user_id, u."email", u."creditBalance" AS balance,
            COALESCE(SUM(t."amount"), 0) AS ledger_sum
     FROM "users" u LEFT JOIN "creditTransactions" t ON t."userId" = u."id"
-    GROUP BY u."id" HAVING u."creditBalance" <> COALESCE(SUM(t."amount"), 0)"""
-USERS_WITH_A_NEGATIVE_BALANCE = """
+    GROUP BY u."id" HAVING u."creditBalance" <> COALESCE(SUM(t."amount"), 0)""")
+USERS_WITH_A_NEGATIVE_BALANCE = Statement("""
     SELECT "id" AS user_id, "email", "creditBalance" AS balance FROM "users"
-    WHERE "creditBalance" < 0"""
-LEDGER_ROWS_WHOSE_BALANCE_AFTER_IS_NOT_THE_RUNNING_SUM = """
+    WHERE "creditBalance" < 0""")
+LEDGER_ROWS_WHOSE_BALANCE_AFTER_IS_NOT_THE_RUNNING_SUM = Statement("""
     SELECT * FROM (
         SELECT "id" AS transaction_id, "userId" AS user_id, "amount", "balanceAfter",
                SUM("amount") OVER (PARTITION BY "userId" ORDER BY "sequence") AS running_sum
         FROM "creditTransactions") t
-    WHERE "balanceAfter" <> running_sum"""
-REPEATED_ROLLS = """
+    WHERE "balanceAfter" <> running_sum""")
+REPEATED_ROLLS = Statement("""
     SELECT "userId" AS user_id, "period", COUNT(*) AS rolls FROM "creditTransactions"
-    WHERE "kind" = 'roll' GROUP BY "userId", "period" HAVING COUNT(*) > 1"""
-CHARGED_VIDEOS_WITHOUT_ONE_MATCHING_DEBIT = """
+    WHERE "kind" = 'roll' GROUP BY "userId", "period" HAVING COUNT(*) > 1""")
+CHARGED_VIDEOS_WITHOUT_ONE_MATCHING_DEBIT = Statement("""
     SELECT v."id" AS video_id, v."creditsCharged", COUNT(t."id") AS debits,
            COALESCE(SUM(t."amount"), 0) AS debited
     FROM "videos" v
     LEFT JOIN "creditTransactions" t ON t."videoId" = v."id" AND t."kind" = 'debit'
     WHERE v."creditsCharged" > 0
-    GROUP BY v."id" HAVING COUNT(t."id") <> 1 OR SUM(t."amount") <> -v."creditsCharged" """
-VIDEOS_WITH_WRONG_REFUNDS = """
+    GROUP BY v."id" HAVING COUNT(t."id") <> 1 OR SUM(t."amount") <> -v."creditsCharged" """)
+VIDEOS_WITH_WRONG_REFUNDS = Statement("""
     SELECT v."id" AS video_id, v."status", v."creditsCharged", COUNT(t."id") AS refunds,
            COALESCE(SUM(t."amount"), 0) AS refunded
     FROM "videos" v
@@ -37,20 +39,22 @@ VIDEOS_WITH_WRONG_REFUNDS = """
     GROUP BY v."id"
     HAVING CASE WHEN v."status" IN ('failed', 'canceled') AND v."creditsCharged" > 0
                 THEN COUNT(t."id") <> 1 OR SUM(t."amount") <> v."creditsCharged"
-                ELSE COUNT(t."id") <> 0 END"""
+                ELSE COUNT(t."id") <> 0 END""")
 
-USER_COUNT = 'SELECT COUNT(*) FROM "users"'
-LEDGER_ROW_COUNT = 'SELECT COUNT(*) FROM "creditTransactions"'
+USER_COUNT = Statement('SELECT COUNT(*) FROM "users"')
+LEDGER_ROW_COUNT = Statement('SELECT COUNT(*) FROM "creditTransactions"')
 
 
-async def offending_rows(conn: asyncpg.Connection, invariant_query: str) -> list[dict[str, Any]]:
+async def offending_rows(
+    conn: asyncpg.Connection, invariant_query: Statement
+) -> list[dict[str, Any]]:
     """The rows one of the invariant queries above returns, as dicts for the report."""
-    return [dict(row) for row in await conn.fetch(invariant_query)]
+    return [dict(row) for row in await invariant_query.fetch(conn)]
 
 
 async def user_count(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval(USER_COUNT))
+    return int(await USER_COUNT.fetchval(conn))
 
 
 async def ledger_row_count(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval(LEDGER_ROW_COUNT))
+    return int(await LEDGER_ROW_COUNT.fetchval(conn))

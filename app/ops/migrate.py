@@ -15,10 +15,6 @@ import asyncpg
 
 from app.ops import migrate_repository
 
-# app/ops/health.py reads the history through the app's own session with these two.
-from app.ops.migrate_repository import HISTORY_EXISTS as HISTORY_EXISTS
-from app.ops.migrate_repository import HISTORY_ROWS as HISTORY_ROWS
-
 
 class MigrationError(Exception):
     """A deploy or resolve that must stop; the message says what to do."""

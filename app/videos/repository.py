@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, text, tuple_, update
+from sqlalchemy import func, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -252,7 +252,7 @@ async def count_by_model_and_status(session: AsyncSession) -> dict[str, dict[str
     return counts
 
 
-RECORD_EVENT = text(
+RECORD_EVENT = Statement(
     'INSERT INTO "videoEvents" ("videoId", "status", "source") VALUES (:video_id, :status, :source)'
 )
 
@@ -260,7 +260,8 @@ RECORD_EVENT = text(
 async def record_event(
     session: AsyncSession, video_id: uuid.UUID, status: str, source: str
 ) -> None:
-    await session.execute(RECORD_EVENT, {"video_id": video_id, "status": status, "source": source})
+    params = {"video_id": video_id, "status": status, "source": source}
+    await session.execute(RECORD_EVENT.text, params)
 
 
 async def get_by_fal_request_id(session: AsyncSession, request_id: str) -> Video | None:
@@ -273,7 +274,8 @@ async def get_by_fal_request_id(session: AsyncSession, request_id: str) -> Video
 # Claims lease a row by pushing "nextAttemptAt" into the future and committing: other
 # workers (in any replica) skip it until the lease ends, without a transaction held open
 # while we talk to Fal. SKIP LOCKED keeps concurrent claimers from queueing on each other.
-CLAIM_DUE = """
+def _claim_due(counter: str, condition: str) -> Statement:
+    return Statement(f"""
     UPDATE "videos" v SET
         "nextAttemptAt" = now() + make_interval(secs => :lease_s),
         {counter} = v.{counter} + 1,
@@ -287,32 +289,25 @@ CLAIM_DUE = """
         FOR UPDATE SKIP LOCKED
     )
     RETURNING v.*
-"""
-CLAIM_ONE_PENDING = text(
-    CLAIM_DUE.format(counter='"submitAttempts"', condition='"status" = \'pending\' AND "id" = :id')
+""")
+
+
+CLAIM_ONE_PENDING = _claim_due('"submitAttempts"', """"status" = 'pending' AND "id" = :id""")
+CLAIM_PENDING = _claim_due('"submitAttempts"', """"status" = 'pending'""")
+CLAIM_STALE = _claim_due(
+    '"pollAttempts"',
+    f""""status" IN ({ACTIVE_LIST}) AND "status" <> 'pending' AND "falRequestId" IS NOT NULL
+        AND COALESCE("lastEventAt", "updatedAt") <= now() - make_interval(secs => :quiet_s)""",
 )
-CLAIM_PENDING = text(
-    CLAIM_DUE.format(counter='"submitAttempts"', condition="\"status\" = 'pending'")
-)
-CLAIM_STALE = text(
-    CLAIM_DUE.format(
-        counter='"pollAttempts"',
-        condition="\"status\" IN ('queued', 'processing', 'canceling') "
-        'AND "falRequestId" IS NOT NULL '
-        'AND COALESCE("lastEventAt", "updatedAt") <= now() - make_interval(secs => :quiet_s)',
-    )
-)
-CLAIM_OVERDUE = text(
-    CLAIM_DUE.format(
-        counter='"pollAttempts"',
-        condition="\"status\" IN ('pending', 'queued', 'processing', 'canceling') "
-        'AND "createdAt" <= now() - make_interval(secs => :deadline_s)',
-    )
+CLAIM_OVERDUE = _claim_due(
+    '"pollAttempts"',
+    f""""status" IN ({ACTIVE_LIST})
+        AND "createdAt" <= now() - make_interval(secs => :deadline_s)""",
 )
 
 
-async def _claim(session: AsyncSession, statement: Any, **params: Any) -> list[Video]:
-    query = select(Video).from_statement(statement).execution_options(populate_existing=True)
+async def _claim(session: AsyncSession, statement: Statement, **params: Any) -> list[Video]:
+    query = select(Video).from_statement(statement.text).execution_options(populate_existing=True)
     return list((await session.execute(query, params)).scalars())
 
 
@@ -346,9 +341,11 @@ async def set_fields(session: AsyncSession, video_id: uuid.UUID, **values: Any) 
     )
 
 
+EVENTS = Statement(
+    'SELECT "status", "source" FROM "videoEvents" WHERE "videoId" = :id ORDER BY "id"'
+)
+
+
 async def list_events(session: AsyncSession, video_id: uuid.UUID) -> list[tuple[str, str]]:
-    result = await session.execute(
-        text('SELECT "status", "source" FROM "videoEvents" WHERE "videoId" = :id ORDER BY "id"'),
-        {"id": video_id},
-    )
+    result = await session.execute(EVENTS.text, {"id": video_id})
     return [(row[0], row[1]) for row in result]
