@@ -656,6 +656,7 @@ class Bench:
             "DATABASE_URL": self.list_dsn,
             "BACKUP_DIR": str(out / "vidgen"),
             "APP_ENV": "staging",
+            "ADMIN_TOKEN": ADMIN_TOKEN,  # staging refuses placeholder secrets
         }
         timings: dict[str, list[float]] = {name: [] for name in commands}
         sizes: dict[str, int] = {}

@@ -4,7 +4,9 @@ import uvicorn
 
 
 def serve(
-    host: str = "0.0.0.0",
+    # Loopback unless told otherwise: a server reachable from the network is a choice
+    # (containers pass --host 0.0.0.0).
+    host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
 ) -> None:

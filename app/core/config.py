@@ -47,6 +47,10 @@ def _is_loopback(host: str | None) -> bool:
         return False  # a name: resolved by Fal, not by us
 
 
+# Where placeholder secrets are tolerated: a developer's machine and the test suite.
+LOCAL_ENVS = frozenset({AppEnv.DEVELOPMENT, AppEnv.TEST})
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -155,9 +159,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
-        if self.app_env is AppEnv.PRODUCTION:
+        if self.app_env not in LOCAL_ENVS:  # staging holds real users and money too
             if self.admin_token in PLACEHOLDER_SECRETS or len(self.admin_token) < 24:
-                raise ValueError("ADMIN_TOKEN must be a real secret (24+ chars) in production")
+                raise ValueError(
+                    f"ADMIN_TOKEN must be a real secret (24+ chars) in {self.app_env.value}"
+                )
+            if self.metrics_token is not None and len(self.metrics_token) < 24:
+                raise ValueError(f"METRICS_TOKEN must be 24+ chars in {self.app_env.value}")
+        if self.app_env is AppEnv.PRODUCTION:
             if not self.fal_key:
                 raise ValueError("FAL_KEY is required in production (the simulator is dev-only)")
             public = urlsplit(self.public_base_url)

@@ -2,7 +2,7 @@
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from app.core.errors import AppError
 
@@ -21,14 +21,15 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
 def decode_cursor(cursor: str | None) -> Position | None:
     if not cursor:
         return None
+    malformed = "cursor is malformed; pass back a next_cursor you were given"
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, row_id = raw.split("|")
-        position = (datetime.fromisoformat(created_at), uuid.UUID(row_id))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidCursor(
-            "cursor is malformed; pass back a next_cursor you were given"
-        ) from error
-    if position[0].tzinfo is None:
-        raise InvalidCursor("cursor is malformed; pass back a next_cursor you were given")
-    return position
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:
+            raise InvalidCursor(malformed)
+        # In UTC, as we issue them: an offset that moves the moment out of the calendar's
+        # range (0001-01-01T00:00+23:59) is refused here, not by the database driver.
+        return moment.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, UnicodeDecodeError, OverflowError) as error:
+        raise InvalidCursor(malformed) from error

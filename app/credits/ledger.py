@@ -10,6 +10,9 @@ the rules are written once and the statement that changes a job moves its money 
 from typing import Literal
 
 VideoMovement = Literal["debit", "refund"]
+# No grant may lift a balance past this (10^12 credits: US$10 billion). Far below BIGINT's
+# range, so a refund, which may land above it by what is still charged, can never overflow.
+MAX_BALANCE = 10**12
 # A video's ledger keys: at most one debit and one refund per video (unique key).
 VIDEO_KEY = "video:{video_id}:{kind}"
 

@@ -2,6 +2,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel
 
 from app.core.columns import column, timestamp_column, utcnow
@@ -23,8 +24,8 @@ class CreditTransaction(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: uuid.UUID = column("userId", foreign_key="users.id")
-    amount: int
-    balance_after: int = column("balanceAfter")
+    amount: int = Field(sa_type=BigInteger)
+    balance_after: int = column("balanceAfter", sa_type=BigInteger)
     kind: str
     idempotency_key: str = column("idempotencyKey")
     reason: str | None = None

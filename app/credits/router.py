@@ -25,6 +25,7 @@ router = APIRouter(tags=["credits"])
         UserNotFound,
         service.InsufficientCredits,
         service.CreditRollExists,
+        service.BalanceLimitExceeded,
         service.DuplicateMovement,
         *IDEMPOTENCY_ERRORS,
     ),

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.db_errors import violated_constraint
 from app.core.errors import AppError
 from app.core.pagination import decode_cursor, encode_cursor
-from app.credits import repository
+from app.credits import ledger, repository
 from app.credits.models import CreditKind, CreditTransaction
 from app.credits.schemas import CreditGrant, CreditsPage, CreditTransactionPublic
 from app.users.service import UserNotFound
@@ -23,6 +23,10 @@ from app.users.service import UserNotFound
 
 class InsufficientCredits(AppError):
     status, code, title = 402, "insufficient_credits", "Insufficient credits"
+
+
+class BalanceLimitExceeded(AppError):
+    status, code, title = 422, "balance_limit_exceeded", "Balance limit exceeded"
 
 
 class CreditRollExists(AppError):
@@ -72,6 +76,10 @@ async def move_credits(
         balance = await repository.get_balance(session, user_id)
         if balance is None:
             raise UserNotFound(f"no user with id {user_id}")
+        if amount > 0:
+            raise BalanceLimitExceeded(
+                f"a balance may not exceed {ledger.MAX_BALANCE} credits; it is {balance}"
+            )
         raise InsufficientCredits(f"this needs {-amount} credits; the balance is {balance}")
     return row
 

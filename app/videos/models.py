@@ -48,7 +48,7 @@ class Video(SQLModel, table=True):
     )
     error_code: str | None = column("errorCode", default=None)
     error_message: str | None = column("errorMessage", default=None)
-    credits_charged: int = column("creditsCharged")
+    credits_charged: int = column("creditsCharged", sa_type=BigInteger)
     idempotency_key: str = column("idempotencyKey")
     request_fingerprint: str = column("requestFingerprint")
     submit_attempts: int = column("submitAttempts", default=0)
