@@ -53,6 +53,9 @@ APP_SETTINGS = {
     "DISPATCH_ENABLED": "false",
     # Pending jobs pile up during a run (nothing dispatches them): lift the per-user cap.
     "MAX_ACTIVE_JOBS_PER_USER": "1000000000",
+    # The load is thousands of creates a minute per user: rate limits off (measured apart).
+    "RATE_LIMIT_CREATES_PER_MINUTE": "0",
+    "RATE_LIMIT_QUOTES_PER_MINUTE": "0",
 }
 FRAMEWORK = "framework alone"  # FastAPI + uvicorn with empty handlers (bench/nullapp.py)
 FAL_USER_ID = "fal-simulator-user"  # what bench/lua/webhook.lua sends

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # Test/ops hook: pretend BACKUP_DIR has this many free bytes (the real reading otherwise).
     backup_free_bytes_override: int | None = Field(default=None, ge=0)
     max_active_jobs_per_user: int = Field(default=10, ge=1)
+    # Per user, shared by every replica (app/core/ratelimit.py); 0 turns a limit off.
+    rate_limit_creates_per_minute: int = Field(default=60, ge=0)
+    rate_limit_quotes_per_minute: int = Field(default=600, ge=0)
+    rate_limit_uploads_per_minute: int = Field(default=20, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # image_url may be a data: URI up to this size; larger images go through POST /api/uploads.

@@ -3,10 +3,11 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app.catalog.service import ModelNotFound
+from app.core import ratelimit
 from app.core.deps import (
     DbDep,
     DriverTransactionDep,
@@ -17,6 +18,7 @@ from app.core.deps import (
 from app.core.errors import Unauthorized, problem_responses
 from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, KeyedRequest
 from app.core.pagination import InvalidCursor
+from app.core.ratelimit import RateLimited
 from app.credits.service import InsufficientCredits
 from app.users.deps import CurrentUser
 from app.videos import repository, service
@@ -27,6 +29,21 @@ from app.videos.state import is_terminal
 from app.videos.validation import VALIDATION_ERRORS
 
 router = APIRouter(tags=["videos"])
+
+
+async def create_allowance(request: Request, user: CurrentUser, db: DbDep) -> None:
+    """One of the caller's create tokens (RATE_LIMIT_CREATES_PER_MINUTE), before any work."""
+    per_minute = request.app.state.settings.rate_limit_creates_per_minute
+    await ratelimit.take(db.driver, "create", user.id, per_minute)
+
+
+async def quote_allowance(request: Request, user: CurrentUser, db: DbDep) -> None:
+    per_minute = request.app.state.settings.rate_limit_quotes_per_minute
+    await ratelimit.take(db.driver, "quote", user.id, per_minute)
+
+
+CreateAllowance = Annotated[None, Depends(create_allowance)]
+QuoteAllowance = Annotated[None, Depends(quote_allowance)]
 # One server-sent event: `event: status`, `id`, and `data` holding a VideoPublic as JSON.
 SSE_EVENT_SCHEMA = {
     "type": "object",
@@ -45,6 +62,7 @@ SSE_EVENT_SCHEMA = {
     response_model=VideoPublic,
     responses=problem_responses(
         Unauthorized,
+        RateLimited,
         ModelNotFound,
         InsufficientCredits,
         service.TooManyActiveJobs,
@@ -56,6 +74,7 @@ async def create_video(
     body: VideoCreate,
     request: Request,
     user: CurrentUser,
+    _allowed: CreateAllowance,
     idempotency_key: IdempotencyKey,
     transaction: DriverTransactionDep,
     background: BackgroundTasks,
@@ -78,9 +97,11 @@ async def create_video(
     "/api/videos/quote",
     response_model=Quote,
     response_model_exclude_none=True,
-    responses=problem_responses(Unauthorized, ModelNotFound, *VALIDATION_ERRORS),
+    responses=problem_responses(Unauthorized, RateLimited, ModelNotFound, *VALIDATION_ERRORS),
 )
-async def quote_video(body: VideoCreate, request: Request, _: CurrentUser, db: DbDep) -> Quote:
+async def quote_video(
+    body: VideoCreate, request: Request, _user: CurrentUser, _allowed: QuoteAllowance, db: DbDep
+) -> Quote:
     """The credits a create with this body would charge, and the options it would run with.
 
     Takes exactly the create body, without an Idempotency-Key; writes and charges nothing.

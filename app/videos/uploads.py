@@ -5,8 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, File, Request, UploadFile
 from pydantic import BaseModel
 
-from app.core.deps import SettingsDep
+from app.core import ratelimit
+from app.core.deps import DbDep, SettingsDep
 from app.core.errors import AppError, Unauthorized, problem_responses
+from app.core.ratelimit import RateLimited
 from app.fal.client import FalError
 from app.users.deps import CurrentUser
 from app.videos.dispatch import Dispatcher
@@ -53,15 +55,19 @@ def sniff_image(data: bytes) -> tuple[str, str]:
     "/api/uploads",
     status_code=201,
     response_model=Uploaded,
-    responses=problem_responses(Unauthorized, UnsupportedImage, UploadTooLarge, UploadsUnavailable),
+    responses=problem_responses(
+        Unauthorized, RateLimited, UnsupportedImage, UploadTooLarge, UploadsUnavailable
+    ),
 )
 async def upload_image(
     file: Annotated[UploadFile, File(description="PNG, JPEG, WebP or GIF")],
     request: Request,
-    _: CurrentUser,
+    user: CurrentUser,
+    db: DbDep,
     settings: SettingsDep,
 ) -> Uploaded:
     """Store an image and return its URL, to pass as `image_url` to POST /api/videos."""
+    await ratelimit.take(db.driver, "upload", user.id, settings.rate_limit_uploads_per_minute)
     data = await file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise UploadTooLarge(f"images are limited to {settings.max_upload_bytes} bytes")
