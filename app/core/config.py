@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     fal_jwks_url: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
     backup_dir: Path = Path("backups")
+    # When set, each backup carries an HMAC-SHA256 of its bytes that restore verifies: the
+    # `.sha256` sidecar detects damage, this detects tampering.
+    backup_signing_key: str | None = None
     # `backup status` fails when the newest valid backup is older than this.
     backup_max_age_hours: float = Field(default=24.0, gt=0)
     # `migrate deploy` on a database holding data wants a valid backup at most this old.
@@ -75,6 +78,12 @@ class Settings(BaseSettings):
     rate_limit_uploads_per_minute: int = Field(default=20, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Answered 413 at the ASGI layer, before authentication and before the body is read whole.
+    max_json_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_webhook_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Answered 431: the total size of a request's headers, and their number.
+    max_header_bytes: int = Field(default=32 * 1024, gt=0)
+    max_header_count: int = Field(default=100, gt=0)
     # image_url may be a data: URI up to this size; larger images go through POST /api/uploads.
     max_data_uri_bytes: int = Field(default=1024 * 1024, gt=0)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
