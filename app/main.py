@@ -12,6 +12,7 @@ from app.catalog.service import ActiveModels
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker, warm_pool
 from app.core.errors import install_error_handlers
+from app.core.limits import MULTIPART_OVERHEAD, Limits, LimitsMiddleware
 from app.core.logging import configure_logging
 from app.core.metrics import Metrics
 from app.core.middleware import MaintenanceMode, RequestMiddleware
@@ -76,6 +77,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     # The flag's sessions are attached at startup, when the engine exists.
     app.state.maintenance = MaintenanceFlag(None, settings.maintenance_refresh_s)  # type: ignore[arg-type]
+    # Inner to the request middleware, so a refused body still gets its request id and log line.
+    app.add_middleware(
+        LimitsMiddleware,
+        limits=Limits(
+            json_bytes=settings.max_json_body_bytes,
+            header_bytes=settings.max_header_bytes,
+            header_count=settings.max_header_count,
+            by_path={
+                "/api/webhooks/fal": settings.max_webhook_body_bytes,
+                "/api/uploads": settings.max_upload_bytes + MULTIPART_OVERHEAD,
+            },
+        ),
+    )
     app.add_middleware(
         RequestMiddleware,
         metrics=metrics,

@@ -15,6 +15,7 @@ from app.core.errors import (
     Problem,
     problem_responses,
 )
+from app.core.limits import PayloadTooLarge
 
 
 def _document(responses: dict[str, Any], errors: list[type[AppError]]) -> None:
@@ -50,7 +51,7 @@ def install_problem_openapi(
             for method, operation in path.items():
                 extra: list[type[AppError]] = []
                 if "requestBody" in operation:
-                    extra.append(MalformedBody)
+                    extra.extend((MalformedBody, PayloadTooLarge))
                 if route not in without_database:
                     extra.append(DatabaseUnavailable)
                 if method in {"post", "put", "patch", "delete"} and route not in always_writable:
