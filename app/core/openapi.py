@@ -15,7 +15,7 @@ from app.core.errors import (
     Problem,
     problem_responses,
 )
-from app.core.limits import PayloadTooLarge
+from app.core.limits import HeadersTooLarge, PayloadTooLarge
 
 
 def _document(responses: dict[str, Any], errors: list[type[AppError]]) -> None:
@@ -49,7 +49,7 @@ def install_problem_openapi(
         )
         for route, path in schema.get("paths", {}).items():
             for method, operation in path.items():
-                extra: list[type[AppError]] = []
+                extra: list[type[AppError]] = [HeadersTooLarge]
                 if "requestBody" in operation:
                     extra.extend((MalformedBody, PayloadTooLarge))
                 if route not in without_database:

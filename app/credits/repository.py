@@ -16,13 +16,12 @@ from app.credits.models import CreditTransaction
 # matches and nothing is inserted; the key's unique constraint makes a repeated movement
 # fail as a whole.
 ENTRY_COLUMNS = ", ".join(f'"{c.name}"' for c in CreditTransaction.__table__.columns)  # type: ignore[attr-defined]
+# No grant lifts a balance past MAX_BALANCE (a debit's amount is negative: never refused by it).
+GRANT_CAP = f'(:amount <= 0 OR "users"."creditBalance" + :amount <= {ledger.MAX_BALANCE})'
+PACKS = ', "purchasedCreditPacks" = "users"."purchasedCreditPacks" + :packs'
 APPLY_MOVEMENT = Statement(f"""
     WITH moved AS ({
-    ledger.move_balance(
-        user=":user_id",
-        amount=":amount",
-        also_set=', "purchasedCreditPacks" = "users"."purchasedCreditPacks" + :packs',
-    )
+    ledger.move_balance(user=":user_id", amount=":amount", guard=GRANT_CAP, also_set=PACKS)
 })
     {
     ledger.append_entry(

@@ -1,5 +1,6 @@
 """Settings refuse a production configuration that would lose money or webhooks."""
 
+import inspect
 from typing import Any
 
 import pytest
@@ -54,3 +55,17 @@ def test_development_allows_the_simulator_and_a_local_webhook_address() -> None:
 def test_leases_must_outlast_the_fal_calls_they_cover(change: dict[str, Any], names: str) -> None:
     with pytest.raises(ValidationError, match=names):
         Settings(_env_file=None, **change)
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_placeholder_secrets_are_refused_outside_development_and_test(env: str) -> None:
+    with pytest.raises(ValidationError, match="ADMIN_TOKEN"):
+        Settings(**(PRODUCTION | {"app_env": env, "admin_token": "dev-admin-token"}))
+    with pytest.raises(ValidationError, match="METRICS_TOKEN"):
+        Settings(**(PRODUCTION | {"app_env": env, "metrics_token": "short"}))
+
+
+def test_vidgen_serve_listens_on_loopback_unless_told_otherwise() -> None:
+    from app.cli.serve import serve
+
+    assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
