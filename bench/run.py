@@ -189,7 +189,7 @@ def server_durations(app: AppServer, prefix: str, skip: int) -> list[float]:
 def sign_deliveries(key: Ed25519PrivateKey, prefix: str, count: int, out: Path) -> str:
     """Signed deliveries for jobs <prefix>-1..count, split over wrk's two threads' files.
 
-    Signed exactly as tests/fal/test_dispatch.py `sign()` (and Fal) do, timestamped now.
+    Signed exactly as tests/videos/test_dispatch.py `sign()` (and Fal) do, timestamped now.
     """
     timestamp = str(int(time.time()))
     files = [(out / f"{prefix}.{t}").open("w") for t in (1, 2)]

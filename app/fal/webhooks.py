@@ -77,7 +77,8 @@ class JwksCache:
         return self._keys
 
     async def _refresh(self) -> None:
-        self._tried_at = time.monotonic()
+        # The attempt's time is set when it ends: callers that arrive meanwhile wait on the
+        # lock for its keys instead of finding none (the first webhooks after a start).
         self.fetches += 1
         try:
             self._keys = await self._fetch()
@@ -85,6 +86,8 @@ class JwksCache:
             self._last_error = f"{type(error).__name__}: {error}"[:300]
             logger.warning("fetching Fal's JWKS from %s failed: %s", self.url, self._last_error)
             return
+        finally:
+            self._tried_at = time.monotonic()
         self._fetched_at = self._tried_at
         self._last_error = None
 

@@ -1,8 +1,9 @@
 """Operator endpoints: Prometheus metrics and the maintenance switch."""
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import event
 
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Forbidden, Unauthorized, problem_responses
@@ -40,14 +41,11 @@ async def metrics(request: Request, session: SessionDep, settings: SettingsDep) 
     responses=problem_responses(Unauthorized, Forbidden),
 )
 async def switch_maintenance(
-    body: MaintenanceState,
-    request: Request,
-    session: SessionDep,
-    background: BackgroundTasks,
-    _: AdminPrincipal,
+    body: MaintenanceState, request: Request, session: SessionDep, _: AdminPrincipal
 ) -> MaintenanceState:
     """Turn maintenance mode on or off for every replica (each notices within seconds)."""
     await set_maintenance(session, body.enabled, body.reason)
-    # After the commit (background tasks run once the response is sent): this replica at once.
-    background.add_task(request.app.state.maintenance.forget)
+    flag = request.app.state.maintenance
+    # This replica at once, right after the commit (and before the answer is sent).
+    event.listen(session.sync_session, "after_commit", lambda _: flag.forget(), once=True)
     return body

@@ -5,8 +5,8 @@ import uuid
 import asyncpg
 import httpx
 
-from tests.conftest import make_settings, serve_app
-from tests.factories import ADMIN, create_user, grant
+from tests.support.apps import make_settings, serve_app
+from tests.support.factories import ADMIN, create_user, grant
 
 
 def credit_body(user_id: uuid.UUID, amount: int = 100, kind: str = "grant") -> dict[str, object]:
@@ -215,22 +215,3 @@ async def test_ledger_pages_walk_every_row_once(client: httpx.AsyncClient) -> No
     assert seen == list(range(7, 0, -1))
     bad = await client.get("/api/credits", params={"cursor": "garbage"}, headers=user.auth)
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_cursor"
-
-
-async def test_admin_creates_users_with_a_key_shown_once(
-    client: httpx.AsyncClient, db: asyncpg.Connection
-) -> None:
-    response = await client.post(
-        "/api/admin/users", json={"email": "Ada@Example.com"}, headers=ADMIN
-    )
-    assert response.status_code == 201
-    body = response.json()
-    assert body["email"] == "ada@example.com" and body["credit_balance"] == 0
-    stored = await db.fetchval(
-        'SELECT "apiKeyHash" FROM users WHERE id = $1', uuid.UUID(body["id"])
-    )
-    assert body["api_key"] not in stored and len(stored) == 64
-    again = await client.post("/api/admin/users", json={"email": "ada@example.com"}, headers=ADMIN)
-    assert again.status_code == 409 and again.json()["code"] == "email_taken"
-    invalid = await client.post("/api/admin/users", json={"email": "nope"}, headers=ADMIN)
-    assert invalid.status_code == 422

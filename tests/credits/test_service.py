@@ -15,7 +15,7 @@ from app.credits.models import CreditKind
 from app.credits.service import DuplicateMovement, InsufficientCredits, move_credits
 from app.ops.audit import run_audit
 from app.users.service import create_user
-from tests.helpers import libpq
+from tests.support.helpers import libpq
 
 
 @pytest.fixture

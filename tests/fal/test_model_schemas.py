@@ -2,22 +2,21 @@
 fal-client: what we send is accepted, and what Fal's schema forbids is refused with 422.
 
 The simulator validates each submission with the model's own `fal_input_errors` (from
-app/catalog/catalog.json); fal-client runs in a child process (tests/fal/fal_driver.py), one
-run per test, every submission of the test batched into it.
+app/catalog/catalog.json); fal-client runs in a child process (tests/support/fal_driver.py),
+one run per test, every submission of the test batched into it.
 """
 
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from app.catalog.service import CATALOG_FILE
 from app.fal.model_spec import Catalog, ModelSpec, Scalar
 from app.fal.simulator import SimulatorProcess
+from tests.support.helpers import FAL_DRIVER
 
-DRIVER = Path(__file__).with_name("fal_driver.py")
 CATALOG = Catalog.model_validate_json(CATALOG_FILE.read_bytes())
 MODELS = {spec.slug: spec for spec in CATALOG.models}
 IMAGE_URL = "https://example.com/cat.png"
@@ -27,7 +26,7 @@ PROMPT = "a cat walks along a sunlit wall"
 def run_fal(sim: SimulatorProcess, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Run `steps` through the real fal-client in a child process pointed at `sim`."""
     proc = subprocess.run(
-        [sys.executable, str(DRIVER)],
+        [sys.executable, str(FAL_DRIVER)],
         input=json.dumps(steps),
         env={**os.environ, **sim.client_env()},
         capture_output=True,

@@ -1,9 +1,9 @@
 """The Fal simulator, driven by the real fal-client exactly as production code drives Fal.
 
 The simulator runs as a real subprocess on 127.0.0.1 over TLS; fal-client runs in another
-child (`fal_driver.py`) because it reads FAL_QUEUE_RUN_HOST / SSL_CERT_FILE at import.
-Webhooks land on a small threaded HTTP receiver here. Nothing waits by sleeping: each wait
-is a bounded poll or a condition variable.
+child (`tests/support/fal_driver.py`) because it reads FAL_QUEUE_RUN_HOST / SSL_CERT_FILE at
+import. Webhooks land on a small threaded HTTP receiver here. Nothing waits by sleeping: each
+wait is a bounded poll or a condition variable.
 """
 
 import base64
@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from app.fal.simulator import SimulatorProcess, SimulatorSettings, WebhookSigner
 from app.fal.simulator.certs import ensure_certificates
+from tests.support.helpers import FAL_DRIVER
 
-DRIVER = Path(__file__).with_name("fal_driver.py")
 I2V = "fal-ai/kling-video/v2.1/standard/image-to-video"
 T2V = "fal-ai/kling-video/v2/master/text-to-video"
 DELAY_S = 0.4
@@ -118,7 +118,7 @@ class WebhookReceiver:
 def run_fal(sim: SimulatorProcess, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Run `steps` through the real fal-client in a child process pointed at `sim`."""
     proc = subprocess.run(
-        [sys.executable, str(DRIVER)],
+        [sys.executable, str(FAL_DRIVER)],
         input=json.dumps(steps),
         env={**os.environ, **sim.client_env()},
         capture_output=True,
@@ -192,6 +192,8 @@ def submit(name: str, prompt: str, app: str = I2V, **extra: Any) -> dict[str, An
 # -- fixtures ---------------------------------------------------------------------------
 
 
+# This module's own process, in place of the run's shared `simulator` (tests/support/fixtures.py):
+# the simulator's own tests start it with their knobs and rely on a reset restoring exactly those.
 @pytest.fixture(scope="module")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
     knobs = {"delay_s": DELAY_S, "webhook_backoff_s": 0.02, "seed": 7}

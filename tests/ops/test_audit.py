@@ -1,8 +1,8 @@
 import asyncpg
 import httpx
 
-from tests.factories import create_user, grant
-from tests.helpers import run_vidgen
+from tests.support.factories import create_user, grant
+from tests.support.helpers import run_vidgen
 
 
 async def test_audit_passes_on_a_consistent_ledger_and_fails_on_a_tampered_one(

@@ -16,8 +16,8 @@ from app.ops import migrate
 from app.ops.backup.create import create_backup
 from app.ops.backup.units import human_bytes
 from app.ops.backup.verify import latest_valid_backup
-from tests.factories import create_user, grant
-from tests.helpers import libpq, run_vidgen
+from tests.support.factories import create_user, grant
+from tests.support.helpers import libpq, run_vidgen
 
 Fingerprints = dict[str, tuple[int, str | None]]
 SIDECAR_SUFFIXES = ("", ".sha256", ".json")

@@ -7,7 +7,7 @@ import httpx
 from app.core.config import Settings
 from app.ops import migrate
 from app.ops.localpg import LocalPostgres, free_port
-from tests.conftest import make_settings, serve_app
+from tests.support.apps import make_settings, serve_app
 
 
 async def test_health_reports_database_and_migrations(

@@ -9,7 +9,7 @@ import pytest
 
 from app.core.config import PROJECT_ROOT
 from app.ops import migrate, migrate_repository
-from tests.helpers import run_vidgen
+from tests.support.helpers import run_vidgen
 
 MIGRATIONS = PROJECT_ROOT / "migrations"
 EXPECTED = [
@@ -163,7 +163,7 @@ async def test_a_database_migrated_by_prisma_is_taken_over_without_reapplying(
     # Exactly what `prisma migrate deploy` leaves behind: its DDL, its rows, sha256 checksums.
     conn = await asyncpg.connect(empty_database_url)
     try:
-        await conn.execute(migrate_repository.CREATE_HISTORY_TABLE)
+        await migrate_repository.CREATE_HISTORY_TABLE.execute(conn)
         for migration in migrate.load_migrations(MIGRATIONS):
             await conn.execute(migration.sql)
             await conn.execute(

@@ -10,9 +10,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import Settings
-from tests.conftest import make_settings, serve_app
-from tests.factories import ADMIN, create_user
-from tests.helpers import run_vidgen
+from tests.support.apps import make_settings, serve_app
+from tests.support.factories import ADMIN, create_user
+from tests.support.helpers import run_vidgen
 
 T2V = {"model": "kling-v2-master-t2v", "prompt": "a quiet harbour at dawn"}
 

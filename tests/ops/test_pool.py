@@ -2,9 +2,8 @@
 
 import asyncpg
 
-from tests.conftest import make_settings, serve_app
-from tests.factories import create_user
-from tests.fal.apps import wait_until
+from tests.support.apps import make_settings, serve_app, wait_until
+from tests.support.factories import create_user
 
 OTHER_BACKENDS = """
     SELECT pid FROM pg_stat_activity

@@ -9,9 +9,9 @@ import httpx
 
 from app.fal.simulator.process import SimulatorProcess
 from app.ops.audit import run_audit
-from tests.factories import ApiUser, create_user
-from tests.fal.apps import AppProcess, wait_until
-from tests.reliability.conftest import (
+from tests.support.apps import AppProcess, wait_until
+from tests.support.factories import ApiUser, create_user
+from tests.support.traffic import (
     Traffic,
     create_body,
     create_until_acked,

@@ -14,17 +14,14 @@ import asyncpg
 import httpx
 import pytest
 
-from app.catalog import service as catalog
-from app.core.db import create_engine, create_sessionmaker, unit_of_work
 from app.fal.simulator.process import SimulatorProcess
 from app.main import create_app
-from app.ops import migrate
 from app.ops.audit import run_audit
 from app.ops.localpg import LocalPostgres, free_port
-from tests.conftest import make_settings
-from tests.factories import ApiUser, create_user
-from tests.fal.apps import AppProcess, wait_until
-from tests.reliability.conftest import (
+from tests.support.apps import AppProcess, make_settings, wait_until
+from tests.support.database import migrate_and_load_catalog
+from tests.support.factories import ApiUser, create_user
+from tests.support.traffic import (
     Exchange,
     Traffic,
     create_body,
@@ -44,12 +41,7 @@ async def own_postgres() -> AsyncIterator[LocalPostgres]:
     server = LocalPostgres(Path(tempfile.mkdtemp(prefix="vidgen-restart-pg-")), free_port(), True)
     server.start()
     try:
-        settings = make_settings(server.url)
-        await migrate.deploy(server.url, settings.migrations_dir)
-        engine = create_engine(settings)
-        async with unit_of_work(create_sessionmaker(engine)) as session:
-            await catalog.sync(session, catalog.load_catalog())
-        await engine.dispose()
+        await migrate_and_load_catalog(server.url)
         yield server
     finally:
         server.destroy()

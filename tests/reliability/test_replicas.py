@@ -11,9 +11,9 @@ import httpx
 
 from app.fal.simulator.process import SimulatorProcess
 from app.ops.audit import run_audit
-from tests.factories import create_user
-from tests.fal.apps import AppProcess
-from tests.reliability.conftest import (
+from tests.support.apps import AppProcess
+from tests.support.factories import create_user
+from tests.support.traffic import (
     Traffic,
     create_body,
     create_until_acked,

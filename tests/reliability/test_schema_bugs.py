@@ -14,15 +14,15 @@ import schemathesis
 from fastapi import FastAPI
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.factories import ADMIN, ApiUser, create_user
-from tests.reliability.conftest import T2V
+from tests.support.factories import ADMIN, ApiUser, create_user
+from tests.support.traffic import T2V
 
 I2V = "kling-v2.1-standard-i2v"
 
 
 @pytest.fixture
 async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Like the root `client`, but a server error is an answer (500), as a real client sees it."""
+    """Like the shared `client`, but a server error is an answer (500), as a real client sees it."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client

@@ -32,9 +32,9 @@ from schemathesis.specs.openapi.checks import (
 
 from app.catalog import service as catalog
 from app.fal.simulator.process import SimulatorProcess
-from tests.factories import ADMIN, ApiUser, create_user
-from tests.fal.apps import AppProcess
-from tests.reliability.conftest import create_body, wait_all_terminal
+from tests.support.apps import AppProcess
+from tests.support.factories import ADMIN, ApiUser, create_user
+from tests.support.traffic import create_body, wait_all_terminal
 
 MIN_CASES = 1000
 # Per operation and generation mode. Operations without inputs (health, metrics, webhook

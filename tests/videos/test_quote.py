@@ -8,7 +8,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.factories import ApiUser, create_user
+from tests.support.factories import ApiUser, create_user
 
 IMAGE = "https://images.example.com/cat.png"
 

@@ -8,10 +8,9 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from tests.conftest import live_server, make_settings, serve_app
-from tests.factories import ApiUser, create_user
-from tests.fal.apps import wait_until
-from tests.helpers import run_vidgen
+from tests.support.apps import live_server, make_settings, serve_app, wait_until
+from tests.support.factories import ApiUser, create_user
+from tests.support.helpers import run_vidgen
 
 # Kling 2.0 Master: Fal bills $1.40 per 5 s + $0.28 per extra second; with the default 20 %
 # margin that is 168 credits for 5 s and 336 for 10 s. Durations 5 / 10, prompt limit 2500.
@@ -123,7 +122,9 @@ async def test_insufficient_credits_is_402_with_nothing_written(
         ({"model": I2V, "prompt": "x", "image_url": "data:text/plain;base64,aGk="}, 422,
          "invalid_image_url", "data:image"),
         ({"model": I2V, "prompt": "x", "image_url": "data:image/png;base64," + "A" * 2_000_000},
-         422, "invalid_image_url", "POST /api/uploads"),
+         413, "payload_too_large", "at most"),  # past MAX_JSON_BODY_BYTES: refused at the edge
+        ({"model": I2V, "prompt": "x", "image_url": "data:image/png;base64," + "A" * 1_000_000},
+         422, "invalid_image_url", "POST /api/uploads"),  # in the body limit, past the image's
         (t2v(prompt=""), 422, "validation_error", "prompt"),
         (t2v(seed=-1), 422, "validation_error", "seed"),
         (t2v(unknown_field=1), 422, "unsupported_parameter", "unknown_field"),

@@ -21,8 +21,8 @@ from app.fal.results import FalOutcome, provider_error
 from app.ops.audit import run_audit
 from app.videos import service
 from app.videos.models import EventSource, VideoStatus
-from tests.factories import ADMIN, ApiUser, create_user
-from tests.helpers import libpq
+from tests.support.factories import ADMIN, ApiUser, create_user
+from tests.support.helpers import libpq
 
 PRICE = {5: 168, 10: 336}  # Kling 2.0 Master: Fal's $1.40 per 5 s + $0.28/s, + 20 %
 ACTIVE = {"pending", "queued", "processing", "canceling"}

@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute
 
 from app.core.errors import AppError
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.support.apps import make_settings
 
 
 def all_error_classes(base: type[AppError] = AppError) -> set[type[AppError]]:

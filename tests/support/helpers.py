@@ -1,4 +1,5 @@
-"""Small helpers shared by tests: running the real `vidgen` console script."""
+"""Small helpers shared by tests: running the real `vidgen` console script, and where the
+fal-client driver script is (run as a child: see its docstring)."""
 
 import os
 import subprocess
@@ -6,6 +7,7 @@ import sys
 from pathlib import Path
 
 VIDGEN = str(Path(sys.executable).parent / "vidgen")
+FAL_DRIVER = Path(__file__).with_name("fal_driver.py")
 
 
 def run_vidgen(

@@ -4,14 +4,11 @@ clearly once the database is gone."""
 import tempfile
 from pathlib import Path
 
-from app.catalog import service as catalog
-from app.core.db import create_engine, create_sessionmaker, unit_of_work
 from app.fal.simulator.process import SimulatorProcess
-from app.ops import migrate
 from app.ops.localpg import LocalPostgres, free_port
-from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.fal.apps import AppProcess
-from tests.helpers import run_vidgen
+from tests.support.apps import ADMIN_TOKEN, AppProcess
+from tests.support.database import migrate_and_load_catalog
+from tests.support.helpers import run_vidgen
 
 
 async def test_smoke_passes_repeatedly_then_names_the_database_when_it_is_down(
@@ -21,12 +18,7 @@ async def test_smoke_passes_repeatedly_then_names_the_database_when_it_is_down(
     server.start()
     app: AppProcess | None = None
     try:
-        settings = make_settings(server.url)
-        await migrate.deploy(server.url, settings.migrations_dir)
-        engine = create_engine(settings)
-        async with unit_of_work(create_sessionmaker(engine)) as session:
-            await catalog.sync(session, catalog.load_catalog())
-        await engine.dispose()
+        await migrate_and_load_catalog(server.url)
         app = AppProcess(server.url, simulator, tmp_path).start()
         smoke = ["smoke", "--base-url", app.url, "--admin-token", ADMIN_TOKEN]
 

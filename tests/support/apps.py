@@ -1,19 +1,77 @@
-"""Running the real service (`vidgen serve`, a real uvicorn) against the Fal simulator."""
+"""Running the app for a test: in this process (`serve_app`, `live_server`), or as the real
+service (`vidgen serve` in a child process, `AppProcess`) against the Fal simulator."""
 
 import asyncio
 import os
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 
+from app.core.config import AppEnv, Settings
 from app.fal.simulator.process import SimulatorProcess
+from app.main import create_app
 from app.ops.localpg import free_port
-from tests.conftest import ADMIN_TOKEN
-from tests.helpers import VIDGEN
+from tests.support.helpers import VIDGEN
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "app_env": AppEnv.TEST,
+        "admin_token": ADMIN_TOKEN,
+        "_env_file": None,
+        # In-process API tests talk to no Fal; the Fal tests run the app against the simulator.
+        "dispatch_enabled": False,
+        # Tests create far more than a person would; the rate-limit tests turn them on.
+        "rate_limit_creates_per_minute": 0,
+        "rate_limit_quotes_per_minute": 0,
+        "rate_limit_uploads_per_minute": 0,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def serve_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, behind an in-process httpx client."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@asynccontextmanager
+async def live_server(settings: Settings) -> AsyncIterator[str]:
+    """The app under a real uvicorn on 127.0.0.1 (in this process); yields its base URL.
+
+    For what the in-process ASGI transport cannot do, such as streaming responses.
+    """
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)  # waiting for startup, not synchronising the test
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
 
 # Short intervals so faults heal within a test; each is an ordinary setting.
 FAST_RECONCILER = {
@@ -28,6 +86,9 @@ FAST_RECONCILER = {
     "SUBMIT_UNCERTAIN_GRACE_S": "10",
     "JOB_DEADLINE_S": "120",
     "MAX_ACTIVE_JOBS_PER_USER": "1000",
+    "RATE_LIMIT_CREATES_PER_MINUTE": "0",
+    "RATE_LIMIT_QUOTES_PER_MINUTE": "0",
+    "RATE_LIMIT_UPLOADS_PER_MINUTE": "0",
 }
 
 

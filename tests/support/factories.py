@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN
+from tests.support.apps import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from app.fal.simulator.process import SimulatorProcess
 from app.fal.simulator.signing import WEBHOOK_KEY_FILE
 from app.ops.audit import run_audit
-from tests.factories import ADMIN, ApiUser, create_user
-from tests.fal.apps import AppProcess, wait_until
+from tests.support.apps import AppProcess, wait_until
+from tests.support.factories import ADMIN, ApiUser, create_user
 
 T2V = "kling-v2-master-t2v"
 I2V = "kling-v2.1-standard-i2v"
