@@ -16,10 +16,12 @@ from typing import IO
 import asyncpg
 
 from app.ops.backup import repository
+from app.ops.backup.dump_scan import DumpScanner, UnsafeDump
 from app.ops.backup.errors import BackupError
 from app.ops.backup.files import BackupFile, BackupMetadata, claim_name
 from app.ops.backup.gzip_stream import CHUNK, GZIP_WBITS
 from app.ops.backup.pgtools import check_dump_version, find_pg_tool, tool_connection, tool_version
+from app.ops.backup.signing import configured_key, new_signer
 from app.ops.backup.units import human_bytes
 from app.ops.migrate import read_history
 
@@ -32,6 +34,14 @@ DUMP_OPTIONS = ("--format=plain", "--clean", "--if-exists", "--no-owner", "--no-
 
 Progress = Callable[[int, int], None]
 """Called with (bytes read from pg_dump, compressed bytes written) as a backup streams."""
+
+
+@dataclass(frozen=True)
+class StreamedDump:
+    sha256: str  # of the bytes written
+    hmac_sha256: str | None  # of the same bytes, under BACKUP_SIGNING_KEY when it is set
+    dump_bytes: int
+    size_bytes: int
 
 
 async def migration_head(conn: asyncpg.Connection) -> str | None:
@@ -70,9 +80,11 @@ async def create_backup(
     """Dump the database at `dsn` into a new backup in `backup_dir`; return the dump's path.
 
     Checks pg_dump's version and the free space before writing anything. The metadata's
-    row counts and migration head come from the very snapshot pg_dump dumps.
+    row counts and migration head come from the very snapshot pg_dump dumps. With
+    BACKUP_SIGNING_KEY set, the metadata carries an HMAC of the dump's bytes.
     """
     started_at = datetime.now(UTC)
+    signing_key = configured_key()
     pg_dump = find_pg_tool("pg_dump")
     dump_version = tool_version(pg_dump)
     conn = await asyncpg.connect(dsn)
@@ -95,7 +107,7 @@ async def create_backup(
             # The exported snapshot lives as long as this transaction: held until pg_dump ends.
             command = [str(pg_dump), *DUMP_OPTIONS, f"--snapshot={snapshot}"]
             return await asyncio.to_thread(
-                _write_backup, command, dsn, backup_dir, metadata, progress
+                _write_backup, command, dsn, backup_dir, metadata, signing_key, progress
             )
     finally:
         await conn.close()
@@ -106,6 +118,7 @@ def _write_backup(
     dsn: str,
     backup_dir: Path,
     metadata: BackupMetadata,
+    signing_key: bytes | None,
     progress: Progress | None,
 ) -> Path:
     """Stream `command`'s dump of `dsn` into a new backup named for `metadata.created_at`."""
@@ -116,11 +129,16 @@ def _write_backup(
     try:
         with os.fdopen(fd, "wb") as out:
             command = [*command, f"--dbname={url}"]
-            digest, dump_bytes, size = _stream_dump(command, env, out, progress)
+            streamed = _stream_dump(command, env, out, signing_key, progress)
             out.flush()
             os.fsync(out.fileno())
-        _write_durably(sidecars.checksum_path, f"{digest}  {target.name}\n")
-        final = replace(metadata, dump_bytes=dump_bytes, size_bytes=size)
+        _write_durably(sidecars.checksum_path, f"{streamed.sha256}  {target.name}\n")
+        final = replace(
+            metadata,
+            dump_bytes=streamed.dump_bytes,
+            size_bytes=streamed.size_bytes,
+            hmac_sha256=streamed.hmac_sha256,
+        )
         _write_durably(sidecars.metadata_path, final.to_json())
         os.replace(partial, target)  # last: the dump appears only with its sidecars in place
     except BaseException:
@@ -132,21 +150,30 @@ def _write_backup(
 
 
 def _stream_dump(
-    command: list[str], env: dict[str, str], out: IO[bytes], progress: Progress | None
-) -> tuple[str, int, int]:
-    """Run pg_dump, gzip its output into `out` and hash what is written, in one pass.
+    command: list[str],
+    env: dict[str, str],
+    out: IO[bytes],
+    signing_key: bytes | None,
+    progress: Progress | None,
+) -> StreamedDump:
+    """Run pg_dump, gzip its output into `out` and hash (and sign) what is written, in one pass.
 
-    Returns (sha256 of the written bytes, bytes dumped, bytes written). zlib and hashlib
-    release the GIL, so compressing here runs alongside pg_dump as `pg_dump | gzip` would.
+    zlib and hashlib release the GIL, so compressing here runs alongside pg_dump as
+    `pg_dump | gzip` would. The dump passes restore's meta-command scan as it streams: a
+    backup that restore would refuse is not written at all.
     """
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS)
     digest = hashlib.sha256()
+    signer = new_signer(signing_key) if signing_key is not None else None
+    scanner = DumpScanner()
     dumped = written = 0
 
     def emit(data: bytes) -> None:
         nonlocal written
         if data:
             digest.update(data)
+            if signer is not None:
+                signer.update(data)
             out.write(data)
             written += len(data)
 
@@ -156,10 +183,14 @@ def _stream_dump(
         try:
             while chunk := process.stdout.read(CHUNK):
                 dumped += len(chunk)
+                scanner.feed(chunk)
                 emit(compressor.compress(chunk))
                 if progress is not None:
                     progress(dumped, written)
             emit(compressor.flush())
+        except UnsafeDump as error:
+            process.kill()
+            raise _refused_by_restore(error) from None
         except BaseException:
             process.kill()
             raise
@@ -170,7 +201,16 @@ def _stream_dump(
             errors.seek(0)
             message = errors.read().decode(errors="replace").strip()
             raise BackupError(f"pg_dump failed (exit {process.returncode}): {message}")
-    return digest.hexdigest(), dumped, written
+    try:
+        scanner.finish()
+    except UnsafeDump as error:
+        raise _refused_by_restore(error) from None
+    signature = signer.hexdigest() if signer is not None else None
+    return StreamedDump(digest.hexdigest(), signature, dumped, written)
+
+
+def _refused_by_restore(error: UnsafeDump) -> BackupError:
+    return BackupError(f"pg_dump wrote a dump that restore would refuse: {error}")
 
 
 def _write_durably(path: Path, text: str) -> None:

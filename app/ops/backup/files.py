@@ -27,6 +27,8 @@ class BackupMetadata:
     server_version: str
     dump_bytes: int = 0
     size_bytes: int = 0
+    # HMAC-SHA256 of the .sql.gz bytes under BACKUP_SIGNING_KEY (signing.py); None unsigned.
+    hmac_sha256: str | None = None
 
     def to_json(self) -> str:
         fields = asdict(self) | {"created_at": self.created_at.isoformat()}

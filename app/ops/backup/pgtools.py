@@ -11,6 +11,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from app.ops.backup.errors import BackupError
 
 PG_LIB_DIR = Path("/usr/lib/postgresql")
+# The first minor release of each major whose psql has `\restrict` (every meta-command refused
+# until `\unrestrict <key>`); every major after 17 has it from its start.
+PSQL_RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,11 @@ class PgVersion:
         if match is None:
             raise BackupError(f"cannot read a PostgreSQL version from {text!r}")
         return cls(match[0], int(match[1]))
+
+    @property
+    def minor(self) -> int:
+        _, _, minor = self.text.partition(".")
+        return int(minor) if minor.isdigit() else 0
 
 
 def packaged_bin_dirs(tool: str) -> list[tuple[int, Path]]:
@@ -71,6 +79,20 @@ def check_dump_version(pg_dump: Path, dump: PgVersion, server: PgVersion) -> Non
             f"postgresql-client-{server.major} (found automatically under "
             f"{PG_LIB_DIR}/{server.major}/bin), or set PG_BIN_DIR to its bin directory."
         )
+
+
+def check_psql_restricts(psql: Path, version: PgVersion) -> None:
+    """Restore runs psql restricted (restore.py says why); refuse a psql that cannot be."""
+    since = PSQL_RESTRICT_SINCE.get(version.major)
+    if version.major > max(PSQL_RESTRICT_SINCE) or (since is not None and version.minor >= since):
+        return
+    needed = f"{version.major}.{since}" if since is not None else "15.14"
+    raise BackupError(
+        f"{psql} is version {version.text}, too old to be locked out of meta-commands "
+        f"(\\restrict) while it restores, so a tampered backup could run shell commands "
+        f"through it. Upgrade the PostgreSQL client to {needed} or later, or set PG_BIN_DIR to "
+        "a newer one's bin directory."
+    )
 
 
 def tool_connection(dsn: str) -> tuple[str, dict[str, str]]:
