@@ -24,7 +24,7 @@ COPY_HEADER = (b"COPY ", b" FROM stdin;\n")
 # A SQL line is held whole up to this long; a longer one (which cannot be pg_dump's guard)
 # is passed on as it streams, so no line is ever held whole in memory.
 LINE_LIMIT = 64 * 1024
-PREVIEW_CHARS = 60
+PREVIEW_CHARS = 80
 
 
 class UnsafeDump(BackupError):
@@ -111,7 +111,9 @@ class DumpScanner:
         complete = piece.endswith(b"\n")
         if self._streaming:
             out.append(piece)
-            self._tail = (self._tail + piece)[-len(COPY_HEADER[1]) :]
+            if self._copy_header:
+                keep = len(COPY_HEADER[1])
+                self._tail = (self._tail + piece[-keep:])[-keep:]
             if complete:
                 if self._copy_header and self._tail == COPY_HEADER[1] and not self._in_copy:
                     self._in_copy = True
