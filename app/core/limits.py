@@ -58,9 +58,17 @@ class LimitsMiddleware:
             ))  # fmt: skip
             return
         limit = limits.body_limit(scope["path"])
-        declared = dict(headers).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _refuse(send, _too_large(limit))
+        named = dict(headers)
+        if b"transfer-encoding" not in named and b"content-length" not in named:
+            await self.app(scope, receive, send)  # no body at all
+            return
+        declared = named.get(b"content-length")
+        if declared is not None and declared.isdigit():
+            if int(declared) > limit:
+                await _refuse(send, _too_large(limit))
+                return
+            # The server delivers no more than a declared length: nothing left to count.
+            await self.app(scope, receive, send)
             return
 
         received = 0
