@@ -6,16 +6,12 @@ app/catalog/catalog.json); fal-client runs in a child process (tests/support/fal
 one run per test, every submission of the test batched into it.
 """
 
-import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 from app.catalog.service import CATALOG_FILE
 from app.fal.model_spec import Catalog, ModelSpec, Scalar
 from app.fal.simulator import SimulatorProcess
-from tests.support.helpers import FAL_DRIVER
+from tests.support.helpers import run_fal as run_driver
 
 CATALOG = Catalog.model_validate_json(CATALOG_FILE.read_bytes())
 MODELS = {spec.slug: spec for spec in CATALOG.models}
@@ -24,18 +20,8 @@ PROMPT = "a cat walks along a sunlit wall"
 
 
 def run_fal(sim: SimulatorProcess, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run `steps` through the real fal-client in a child process pointed at `sim`."""
-    proc = subprocess.run(
-        [sys.executable, str(FAL_DRIVER)],
-        input=json.dumps(steps),
-        env={**os.environ, **sim.client_env()},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    results: list[dict[str, Any]] = json.loads(proc.stdout)
+    """The shared driver run, one result per step."""
+    results = run_driver(sim, steps)
     assert len(results) == len(steps)
     return results
 

@@ -10,7 +10,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from app.fal.simulator import SimulatorProcess, SimulatorSettings, WebhookSigner
 from app.fal.simulator.certs import ensure_certificates
-from tests.support.helpers import FAL_DRIVER
+from tests.support.helpers import run_fal
 
 I2V = "fal-ai/kling-video/v2.1/standard/image-to-video"
 T2V = "fal-ai/kling-video/v2/master/text-to-video"
@@ -113,22 +112,6 @@ class WebhookReceiver:
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def run_fal(sim: SimulatorProcess, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run `steps` through the real fal-client in a child process pointed at `sim`."""
-    proc = subprocess.run(
-        [sys.executable, str(FAL_DRIVER)],
-        input=json.dumps(steps),
-        env={**os.environ, **sim.client_env()},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    results: list[dict[str, Any]] = json.loads(proc.stdout)
-    return results
 
 
 def wait_webhook_state(sim: SimulatorProcess, request_id: str, state: str) -> dict[str, Any]:

@@ -16,28 +16,11 @@ from app.ops import migrate
 from app.ops.backup.create import create_backup
 from app.ops.backup.units import human_bytes
 from app.ops.backup.verify import latest_valid_backup
+from tests.support.backups import files_in, fingerprints
 from tests.support.factories import create_user, grant
 from tests.support.helpers import libpq, run_vidgen
 
-Fingerprints = dict[str, tuple[int, str | None]]
 SIDECAR_SUFFIXES = ("", ".sha256", ".json")
-
-
-async def fingerprints(url: str) -> Fingerprints:
-    """Each table's row count and an md5 over all its rows in a fixed order."""
-    conn = await asyncpg.connect(libpq(url))
-    try:
-        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        result: Fingerprints = {}
-        for (table,) in tables:
-            row = await conn.fetchrow(
-                f"""SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text))
-                    FROM "{table}" t"""
-            )
-            result[table] = (row[0], row[1])
-        return result
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
@@ -60,10 +43,6 @@ def copy_backup(dump: Path, name: str) -> Path:
     for suffix in SIDECAR_SUFFIXES:
         shutil.copyfile(dump.with_name(dump.name + suffix), copy.with_name(name + suffix))
     return copy
-
-
-def files_in(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
 def flip_middle_byte(path: Path) -> None:

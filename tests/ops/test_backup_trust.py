@@ -16,7 +16,7 @@ import pytest
 
 from app.ops.backup.dump_scan import LINE_LIMIT, DumpScanner, UnsafeDump
 from app.ops.backup.pgtools import find_pg_tool
-from tests.ops.test_backup import files_in, fingerprints
+from tests.support.backups import files_in, fingerprints
 from tests.support.factories import create_user
 from tests.support.helpers import libpq, run_vidgen
 

@@ -18,7 +18,7 @@ from app.fal.simulator.process import SimulatorProcess
 from app.ops.audit import run_audit
 from tests.support.apps import AppProcess, wait_until
 from tests.support.factories import create_user
-from tests.videos.test_dispatch import I2V, IMAGE, create, finished, history, ledger
+from tests.support.jobs import I2V, IMAGE, create, finished, history, ledger
 
 KLING_5S = 168  # Kling 2.0 Master, 5 s: $1.40 + 20 % margin
 

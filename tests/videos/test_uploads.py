@@ -6,7 +6,7 @@ import httpx
 from app.fal.simulator.process import SimulatorProcess
 from tests.support.apps import AppProcess
 from tests.support.factories import create_user
-from tests.videos.test_dispatch import I2V, finished
+from tests.support.jobs import I2V, finished
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
