@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import get_args
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -11,28 +12,106 @@ from app.catalog import router as catalog_router
 from app.catalog.service import ActiveModels
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker, warm_pool
-from app.core.errors import install_error_handlers
+from app.core.errors import Unauthorized, install_error_handlers
 from app.core.limits import MULTIPART_OVERHEAD, Limits, LimitsMiddleware
 from app.core.logging import configure_logging
 from app.core.metrics import Metrics
 from app.core.middleware import MaintenanceMode, RequestMiddleware
-from app.core.openapi import install_problem_openapi
+from app.core.openapi import OpenApiLayout, install_openapi
 from app.credits import router as credits_router
 from app.fal.client import FalGateway
+from app.fal.model_spec import ModelKind
+from app.fal.results import FailureReason
 from app.fal.webhooks import JwksCache
+from app.media import router as media_router
+from app.media.store import open_store
 from app.ops import health
 from app.ops import router as ops_router
 from app.ops.maintenance import MaintenanceFlag
 from app.ops.migrate import load_migrations
 from app.users import router as users_router
+from app.users.deps import admin_principal
+from app.users.tokens import AuthProviderUnavailable
+from app.videos import events, events_router, uploads, webhook_router
 from app.videos import router as videos_router
-from app.videos import uploads, webhook_router
 from app.videos.dispatch import Dispatcher
+from app.videos.finalise import Finaliser
 from app.videos.reconciler import Reconciler
+from app.videos.schemas import Links
 
 # Writes that maintenance mode lets through: Fal's deliveries keep jobs (and refunds) moving,
 # and the switch itself must stay reachable.
 ALWAYS_WRITABLE = frozenset({"/api/webhooks/fal", "/api/admin/maintenance"})
+
+API_DESCRIPTION = """Text-to-video and image-to-video on Fal's models, paid in credits.
+
+Authenticate with `Authorization: Bearer <API key or the frontend's JWT>`. Errors are
+`application/problem+json` with a stable `code` (the `ErrorCode` enum) and the request id,
+also sent as `X-Request-Id`. Lists are `{"data": [...], "next_cursor"}`: pass `next_cursor`
+as `cursor` for the next page. `POST /api/videos` needs an `Idempotency-Key`; a retry with the
+same key replays the first answer (`Idempotent-Replayed: true`). 429 answers carry
+`Retry-After`."""
+# The OpenAPI operations `<tag>-<action>` whose function name does not say it.
+OPERATION_IDS = {
+    "my_credits": "credits-list",
+    "upload_image": "uploads-create",
+    "health": "health-check",
+    "switch_maintenance": "maintenance-switch",
+}
+VIDEO_EXAMPLES = {
+    "text-to-video": {
+        "summary": "A text-to-video request",
+        "value": {
+            "model": "kling-v2-master-t2v",
+            "prompt": "A red fox trotting through fresh snow at dawn, cinematic",
+            "duration": 5,
+            "aspect_ratio": "16:9",
+        },
+    },
+    "image-to-video": {
+        "summary": "An image-to-video request (image_url: an https URL or an upload's)",
+        "value": {
+            "model": "kling-v2.1-standard-i2v",
+            "prompt": "The camera slowly pushes in as leaves drift past",
+            "image_url": "https://example.com/still.png",
+            "duration": 5,
+        },
+    },
+}
+
+
+def openapi_layout(settings: Settings) -> OpenApiLayout:
+    return OpenApiLayout(
+        description=API_DESCRIPTION,
+        servers=[settings.public_base_url],
+        hidden=("/api/webhooks/", "/metrics", "/media/"),
+        operation_ids=OPERATION_IDS,
+        tags={
+            "videos": "Create, price, follow, cancel and delete video jobs",
+            "uploads": "Images for image-to-video",
+            "credits": "The balance and its ledger",
+            "models": "Models on sale, their parameters and prices",
+            "health": "Liveness and readiness",
+            "users": "Users and their API keys (admin)",
+            "maintenance": "The write gate (admin)",
+        },
+        enums={
+            "ModelKind": get_args(ModelKind),
+            # A failed or canceled video's `error.code`: Fal's reasons, our deadline, a cancel.
+            "VideoErrorCode": (*get_args(FailureReason), "timeout", "canceled"),
+        },
+        narrow={
+            "ModelPublic.kind": "ModelKind",
+            "VideoPublic.kind": "ModelKind",
+            "Quote.kind": "ModelKind",
+            "VideoError.code": "VideoErrorCode",
+        },
+        examples={"videos-create": VIDEO_EXAMPLES, "videos-quote": VIDEO_EXAMPLES},
+        security_errors=(Unauthorized, AuthProviderUnavailable),
+        write_errors=(MaintenanceMode,),
+        always_writable=ALWAYS_WRITABLE,
+        without_database=frozenset({"/api/health"}),
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,20 +132,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ttl_s=settings.jwks_cache_s,
             refetch_min_interval_s=settings.jwks_refetch_min_interval_s,
         )
+        media = open_store(settings)
+        app.state.media = media
+        app.state.links = Links(media, settings.media_url_ttl_s, settings.public_base_url)
+        app.state.video_watch = events.VideoWatch(app.state.sessions, settings, app.state.links)
         reconciler: Reconciler | None = None
+        finaliser: Finaliser | None = None
         app.state.dispatcher = None
         if settings.dispatch_enabled:
             gateway = FalGateway(settings, metrics)
-            dispatcher = Dispatcher(app.state.sessions, gateway, settings)
+            dispatcher = Dispatcher(app.state.sessions, gateway, settings, media)
             app.state.dispatcher = dispatcher
             reconciler = Reconciler(dispatcher, settings.reconcile_interval_s, metrics)
             reconciler.start()
+            finaliser = Finaliser(app.state.sessions, media, settings, metrics)
+            finaliser.start()
         app.state.reconciler = reconciler
+        app.state.finaliser = finaliser
         try:
             yield
         finally:
+            await app.state.video_watch.close()  # ends open event streams
             if reconciler is not None:
                 await reconciler.stop()
+            if finaliser is not None:
+                await finaliser.stop()
             await engine.dispose()
 
     configure_logging()
@@ -100,19 +190,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-Id",
+                "Last-Event-ID",  # a fetch-based event-stream reader resuming
+            ],
             expose_headers=["Idempotent-Replayed", "X-Request-Id", "Retry-After"],
         )
     install_error_handlers(app)
-    install_problem_openapi(
-        app,
-        write_errors=(MaintenanceMode,),
-        always_writable=ALWAYS_WRITABLE,
-        without_database=frozenset({"/api/health"}),
-    )
+    install_openapi(app, openapi_layout(settings), admin_guard=admin_principal)
     # Routes are matched in order: the busiest first.
     app.include_router(videos_router.router)
+    app.include_router(events_router.router)
     app.include_router(webhook_router.router)
     app.include_router(credits_router.router)
     app.include_router(catalog_router.router)
@@ -120,4 +212,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users_router.router)
     app.include_router(health.router)
     app.include_router(ops_router.router)
+    app.include_router(media_router.router)
     return app

@@ -13,7 +13,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Fal calls other than submit are bounded by this many times FAL_TIMEOUT_S (app/fal/client.py).
 FAL_CALL_BUDGET_FACTOR = 3
-PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "admin", "secret", "dev-admin-token"})
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "admin", "secret", "dev-admin-token", "dev-media-signing-key"}
+)
+
+
+class MediaBackend(StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
 
 
 class AppEnv(StrEnum):
@@ -87,8 +94,39 @@ class Settings(BaseSettings):
     # image_url may be a data: URI up to this size; larger images go through POST /api/uploads.
     max_data_uri_bytes: int = Field(default=1024 * 1024, gt=0)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    # How often GET /api/videos/{id}/events re-reads the row (any replica's change shows up).
+    # GET /api/videos/{id}/events (app/videos/events.py): how often the process reads every
+    # watched row, in one query for all its streams (any replica's change shows up).
     events_poll_interval_s: float = Field(default=1.0, gt=0)
+    # Open streams per user in one process (each replica counts its own); the next is 429.
+    max_streams_per_user: int = Field(default=5, ge=1)
+    # A stream then ends; the client reconnects with Last-Event-ID and misses nothing.
+    stream_max_lifetime_s: float = Field(default=600.0, gt=0)
+    # A `: keep-alive` comment after this long without an event, for proxies' idle timeouts.
+    stream_keepalive_s: float = Field(default=15.0, gt=0)
+
+    # Our copy of every output and upload (app/media/): `local` files under MEDIA_DIR served
+    # by the app at /media with HMAC-signed expiring URLs, or `s3` (AWS S3, R2, MinIO, GCS
+    # interop) with presigned URLs. Credentials: the usual AWS_* variables.
+    media_backend: MediaBackend = MediaBackend.LOCAL
+    media_dir: Path = PROJECT_ROOT / ".data" / "media"
+    # Signs local media URLs; every replica needs the same key.
+    media_signing_key: str = "dev-media-signing-key"
+    media_url_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # Unset: media is kept forever. Set: the reconciler deletes the files of videos older.
+    media_retention_days: float | None = Field(default=None, gt=0)
+    # A Fal output larger than this is refused (the job fails and is refunded).
+    media_max_bytes: int = Field(default=2 * 1024**3, gt=0)
+    # A failed copy is retried after this, doubling, until the job's deadline.
+    media_copy_backoff_s: float = Field(default=2.0, gt=0)
+    media_copy_concurrency: int = Field(default=2, ge=1)
+    # A row being copied is leased this long; the copy (download, probe, upload) must fit.
+    media_copy_lease_s: float = Field(default=900.0, gt=0)
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
 
     # Credits = ceil(Fal's cost x (100 + margin) / 100 / USD per credit): never below Fal's bill.
     price_margin_percent: int = Field(default=20, ge=0, le=1000)
@@ -129,6 +167,21 @@ class Settings(BaseSettings):
     maintenance_refresh_s: float = Field(default=2.0, gt=0)
     # When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`.
     metrics_token: str | None = None
+
+    # Sign-in with the frontend's tokens (README, "Sign-in with your frontend's tokens"):
+    # `Authorization: Bearer <JWT>` from its identity provider, verified against its JWKS
+    # (RS256, ES256, EdDSA) or a shared HS256 secret, one of the two; neither ➜ JWTs are 401.
+    auth_jwks_url: str | None = None
+    auth_jwt_secret: str | None = None
+    # Checked when set; staging and production require both once a JWT source is set.
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    # The IdP's keys are kept this long; a token naming an unknown `kid` refetches them, at most
+    # once per interval (a flood of bogus kids costs the IdP one request per interval).
+    auth_jwks_cache_s: float = Field(default=600.0, gt=0)
+    auth_jwks_refetch_min_interval_s: float = Field(default=30.0, ge=0)
+    auth_jwks_timeout_s: float = Field(default=5.0, gt=0)
 
     migrations_dir: Path = PROJECT_ROOT / "migrations"
     # Connections per worker process, opened at start-up. Requests beyond the pool queue for
@@ -171,11 +224,38 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> "Settings":
+        if self.media_backend is MediaBackend.S3 and not self.s3_bucket:
+            raise ValueError("MEDIA_BACKEND=s3 needs S3_BUCKET")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
+        # Sign-in with the frontend's tokens: one key source (a JWKS configured means no HS256
+        # token is ever accepted), an HS256 secret of at least 256 bits (RFC 7518 §3.2), and
+        # outside a developer's machine tokens bound to our IdP and to this API.
+        if self.auth_jwks_url and self.auth_jwt_secret:
+            raise ValueError("set AUTH_JWKS_URL or AUTH_JWT_SECRET, not both")
+        if self.auth_jwt_secret and len(self.auth_jwt_secret.encode()) < 32:
+            raise ValueError("AUTH_JWT_SECRET must be 32+ bytes (HS256 wants a 256-bit key)")
+        if (self.auth_jwks_url or self.auth_jwt_secret) and self.app_env not in LOCAL_ENVS:
+            if not (self.auth_issuer and self.auth_audience):
+                raise ValueError(
+                    f"AUTH_ISSUER and AUTH_AUDIENCE are required in {self.app_env.value} "
+                    "when AUTH_JWKS_URL or AUTH_JWT_SECRET is set"
+                )
+            if self.auth_jwks_url and urlsplit(self.auth_jwks_url).scheme != "https":
+                raise ValueError(f"AUTH_JWKS_URL must be https:// in {self.app_env.value}")
         if self.app_env not in LOCAL_ENVS:  # staging holds real users and money too
             if self.admin_token in PLACEHOLDER_SECRETS or len(self.admin_token) < 24:
                 raise ValueError(
                     f"ADMIN_TOKEN must be a real secret (24+ chars) in {self.app_env.value}"
+                )
+            if self.media_backend is MediaBackend.LOCAL and (
+                self.media_signing_key in PLACEHOLDER_SECRETS or len(self.media_signing_key) < 24
+            ):
+                raise ValueError(
+                    f"MEDIA_SIGNING_KEY must be a real secret (24+ chars) in {self.app_env.value}"
                 )
             if self.metrics_token is not None and len(self.metrics_token) < 24:
                 raise ValueError(f"METRICS_TOKEN must be 24+ chars in {self.app_env.value}")

@@ -7,7 +7,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,15 +17,33 @@ logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
+class FieldError(BaseModel):
+    """One field a request got wrong: where (`loc`), what (`msg`), and what it may be."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int] = Field(description="where: `body` (or `query`, …), then the field")
+    msg: str
+    type: str | None = Field(default=None, description="the validator's error type")
+    allowed: list[bool | int | float | str] | None = Field(
+        default=None, description="the values the field may take, where they are a set"
+    )
+    max_length: int | None = None
+
+
 class Problem(BaseModel):
     """The error body of every 4xx/5xx answer."""
 
     type: str = "about:blank"
     title: str
     status: int
+    # A string here; the OpenAPI document narrows it to the `ErrorCode` enum (app/core/openapi.py).
     code: str
     detail: str
-    errors: list[dict[str, Any]] | None = None
+    errors: list[FieldError] | None = None
+    request_id: str | None = Field(
+        default=None, description="also the `X-Request-Id` header; quote it when reporting a 5xx"
+    )
 
 
 class AppError(Exception):
@@ -68,6 +86,33 @@ class DatabaseUnavailable(AppError):
     status, code, title = 503, "database_unavailable", "Database unavailable"
 
 
+class RequestInvalid(AppError):
+    """A request its schema refuses (FastAPI's validation), answered by the handler below."""
+
+    status, code, title = 422, "validation_error", "Invalid request"
+
+
+class MethodNotAllowed(AppError):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+
+class InternalError(AppError):
+    """A bug: never raised on purpose, the answer to any exception nothing else handled."""
+
+    status, code, title = 500, "internal_error", "Internal error"
+
+
+def error_codes() -> list[str]:
+    """Every `code` the API can answer: AppError's and every subclass's. Complete once every
+    module that declares errors is imported (the app's routers import them all)."""
+    found, pending = set(), [AppError]
+    while pending:
+        error = pending.pop()
+        found.add(error.code)
+        pending.extend(error.__subclasses__())
+    return sorted(found)
+
+
 # What asyncpg raises when the server or the socket goes away (class 57: shutdown, restart).
 # InternalClientError: a connection that received the server's FATAL "terminating
 # connection" while idle is left in an error state until asyncpg sees the socket close;
@@ -96,8 +141,12 @@ def problem_response(
     detail: str,
     headers: dict[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
+    request_id: str | None = None,
 ) -> JSONResponse:
-    body = Problem(title=title, status=status, code=code, detail=detail, errors=errors)
+    body = Problem.model_validate(
+        {"title": title, "status": status, "code": code, "detail": detail}
+        | {"errors": errors, "request_id": request_id}
+    )
     return JSONResponse(
         body.model_dump(exclude_none=True),
         status_code=status,
@@ -120,40 +169,53 @@ def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]
     }
 
 
+def request_id_of(request: Request) -> str | None:
+    """The id RequestMiddleware gave this request (app/core/middleware.py)."""
+    return getattr(request.state, "request_id", None)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_app_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
         return problem_response(
-            exc.status, exc.code, exc.title, exc.detail, exc.headers, errors=exc.errors
-        )
+            exc.status, exc.code, exc.title, exc.detail, exc.headers,
+            errors=exc.errors, request_id=request_id_of(request),
+        )  # fmt: skip
 
-    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": str(e.get("type"))}
             for e in exc.errors()
         ]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        request_id = request_id_of(request)
         if errors and all(e["type"] == "extra_forbidden" for e in errors):
             # A body field no schema knows: the same answer as a field the model lacks.
             names = ", ".join(repr(e["loc"][-1]) for e in errors)
             return problem_response(
                 422, "unsupported_parameter", "Parameter not supported",
                 f"unknown field(s) {names}; GET /api/models lists each model's parameters",
-                errors=errors,
+                errors=errors, request_id=request_id,
             )  # fmt: skip
-        return problem_response(422, "validation_error", "Invalid request", detail, errors=errors)
+        return problem_response(
+            422, RequestInvalid.code, RequestInvalid.title, detail,
+            errors=errors, request_id=request_id,
+        )  # fmt: skip
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = {400: MalformedBody.code, 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.status_code, "http_error"
+        # Only codes of the ErrorCode enum: the rest of 4xx is `bad_request`, of 5xx a bug.
+        code = {400: MalformedBody.code, 404: NotFound.code, 405: MethodNotAllowed.code}.get(
+            exc.status_code,
+            InternalError.code if exc.status_code >= 500 else AppError.code,
         )
         return problem_response(
-            exc.status_code, code, str(exc.detail), str(exc.detail), dict(exc.headers or {})
-        )
+            exc.status_code, code, str(exc.detail), str(exc.detail),
+            dict(exc.headers or {}), request_id=request_id_of(request),
+        )  # fmt: skip
 
-    async def on_database_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
         # Handled here (not left to the server-error middleware) so the client gets a
         # problem+json 503 it can retry, and keeps its connection.
         # A pool timeout (no connection free within DB_POOL_TIMEOUT_S) is answered the same way.
@@ -161,9 +223,17 @@ def install_error_handlers(app: FastAPI) -> None:
             return problem_response(
                 503, DatabaseUnavailable.code, DatabaseUnavailable.title,
                 "the database is unreachable; retry shortly", {"Retry-After": "5"},
+                request_id=request_id_of(request),
             )  # fmt: skip
         logger.error("unhandled database error", exc_info=exc)
-        return problem_response(500, "internal_error", "Internal error", "an unexpected error")
+        return internal_error_response(request_id_of(request))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The last resort, in Starlette's outermost (server-error) middleware: only what
+        # escaped RequestMiddleware arrives here, which answers every route's bug itself,
+        # inside the CORS layer (app/core/middleware.py).
+        logger.error("unhandled error", exc_info=exc)
+        return internal_error_response(request_id_of(request))
 
     app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(OSError, on_database_error)
@@ -175,3 +245,22 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def internal_error_body(request_id: str | None) -> Problem:
+    """What a bug answers: no detail (it could leak internals), the id to find its log line."""
+    return Problem(
+        title=InternalError.title,
+        status=InternalError.status,
+        code=InternalError.code,
+        detail="an unexpected error; it is logged under this request id",
+        request_id=request_id,
+    )
+
+
+def internal_error_response(request_id: str | None) -> JSONResponse:
+    body = internal_error_body(request_id)
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=500, media_type=PROBLEM_JSON
+    )

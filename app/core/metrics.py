@@ -39,6 +39,13 @@ class Metrics:
         self.webhooks = Counter(
             "vidgen_fal_webhooks", "Fal webhooks by outcome", ["outcome"], registry=r
         )
+        self.media_copies = Counter(
+            "vidgen_media_copies", "Copies of Fal outputs into our storage", ["outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.media_copied_bytes = Counter(
+            "vidgen_media_copied_bytes", "Bytes of Fal outputs copied into our storage", registry=r
+        )
         self.reconciler_actions = Counter(
             "vidgen_reconciler_actions", "Reconciler actions", ["action"], registry=r
         )

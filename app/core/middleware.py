@@ -1,6 +1,10 @@
 """One ASGI middleware for what every request needs: a request id, the write gate
-(maintenance mode), metrics, and one JSON access-log line (never with secrets: no headers,
-no bodies).
+(maintenance mode), metrics, one JSON access-log line (never with secrets: no headers,
+no bodies), and a problem+json 500 for any exception a route lets escape.
+
+It sits inside CORSMiddleware (app/main.py), so even a bug's answer carries the CORS headers
+and the request id a browser needs to read and report it: Starlette's own last-resort handler
+runs outside every user middleware.
 
 The gate is a callable handed in by app/main.py (app/ops/maintenance.py's flag), so this
 layer knows nothing of how the switch is stored.
@@ -12,13 +16,13 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PROBLEM_JSON, AppError, Problem
+from app.core.errors import PROBLEM_JSON, AppError, Problem, internal_error_body
 from app.core.metrics import Metrics
 
+logger = logging.getLogger(__name__)
 access_log = logging.getLogger("vidgen.access")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 RETRY_AFTER_S = 30
@@ -62,11 +66,12 @@ class RequestMiddleware:
         request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        responding = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responding
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responding = message["status"], True
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
@@ -79,9 +84,14 @@ class RequestMiddleware:
                 and scope["path"] not in self.always_writable
                 and await self.writes_paused()
             ):
-                await self._refuse_for_maintenance(send_with_id)
+                await self._refuse_for_maintenance(send_with_id, request_id)
             else:
                 await self.app(scope, receive, send_with_id)
+        except Exception:
+            if responding:  # a streamed body broke off: there is no answer left to give
+                raise
+            logger.exception("unhandled error (request %s)", request_id)
+            await _send_problem(send_with_id, internal_error_body(request_id))
         finally:
             elapsed = time.perf_counter() - started
             route, method = _route_of(scope), scope["method"]
@@ -101,14 +111,26 @@ class RequestMiddleware:
                 )
             )
 
-    async def _refuse_for_maintenance(self, send: Any) -> None:
+    async def _refuse_for_maintenance(self, send: Send, request_id: str) -> None:
         error = MaintenanceMode("the service is in maintenance; writes are paused, retry later")
-        problem = Problem(title=error.title, status=503, code=error.code, detail=error.detail)
-        body = problem.model_dump_json(exclude_none=True).encode()
-        headers = [
+        problem = Problem(
+            title=error.title, status=503, code=error.code, detail=error.detail,
+            request_id=request_id,
+        )  # fmt: skip
+        await _send_problem(send, problem, [(b"retry-after", str(RETRY_AFTER_S).encode())])
+
+
+async def _send_problem(
+    send: Send, problem: Problem, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = problem.model_dump_json(exclude_none=True).encode()
+    await send({
+        "type": "http.response.start",
+        "status": problem.status,
+        "headers": [
             (b"content-type", PROBLEM_JSON.encode()),
             (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(RETRY_AFTER_S).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+            *(headers or []),
+        ],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})

@@ -5,7 +5,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, Field, model_validator
 
 from app.core.text import Text
-from app.credits.models import CreditTransaction
+from app.credits.models import CreditKind, CreditTransaction
 
 MAX_MOVEMENT = 10_000_000  # far above any real pack; stops typo'd amounts
 
@@ -44,7 +44,7 @@ class CreditTransactionPublic(BaseModel):
     id: uuid.UUID
     user_id: uuid.UUID
     amount: int
-    kind: str
+    kind: CreditKind
     balance_after: int
     idempotency_key: str
     reason: str | None
@@ -58,6 +58,8 @@ class CreditTransactionPublic(BaseModel):
 
 
 class CreditsPage(BaseModel):
+    """The list envelope every list shares (`data`, `next_cursor`), with the balance beside it."""
+
     balance: int
-    transactions: list[CreditTransactionPublic]
+    data: list[CreditTransactionPublic] = Field(description="ledger entries, newest first")
     next_cursor: str | None

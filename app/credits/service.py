@@ -107,6 +107,6 @@ async def page_for_user(
     balance = await repository.get_balance(session, user_id)
     return CreditsPage(
         balance=balance or 0,
-        transactions=[CreditTransactionPublic.of(r) for r in page],
+        data=[CreditTransactionPublic.of(r) for r in page],
         next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None,
     )

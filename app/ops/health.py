@@ -12,7 +12,7 @@ from app.core.sql import driver_of
 from app.ops import migrate_repository
 from app.ops.migrate import HistoryRow, compute_status
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["health"])
 
 
 class MigrationCounts(BaseModel):

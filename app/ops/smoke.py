@@ -106,7 +106,7 @@ class SmokeSuite:
             raise CheckFailed(f"grant: {response.status_code} {response.text[:200]}")
         row = response.json()
         listed = (await self.client.get("/api/credits", headers=self.user)).json()
-        if row["id"] not in {t["id"] for t in listed["transactions"]}:
+        if row["id"] not in {t["id"] for t in listed["data"]}:
             raise CheckFailed(f"transaction {row['id']} not visible in /api/credits")
         return f"+{amount} credits, transaction {row['id']} visible, balance {listed['balance']}"
 
@@ -130,7 +130,7 @@ class SmokeSuite:
         if video["status"] != "completed":
             raise CheckFailed(f"video {video['id']} ended {video['status']}: {video['error']}")
         ledger = (await self.client.get("/api/credits?limit=100", headers=self.user)).json()
-        kinds = [t["kind"] for t in ledger["transactions"] if t["video_id"] == video["id"]]
+        kinds = [t["kind"] for t in ledger["data"] if t["video_id"] == video["id"]]
         if kinds != ["debit"]:
             raise CheckFailed(f"video {video['id']} ledger rows {kinds}, expected one debit")
         return f"{video['id']} completed, charged {video['credits_charged']} once"

@@ -1,18 +1,25 @@
-"""Who is calling: a user by API key, or an operator by ADMIN_TOKEN."""
+"""Who is calling: a user by API key or by the frontend's JWT, or an operator by ADMIN_TOKEN."""
 
+import uuid
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.deps import DbDep
+from app.core.deps import Db, DbDep
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import same_secret
 from app.users import service
 from app.users.service import Caller
+from app.users.tokens import InvalidToken, TokenVerifier, looks_like_jwt
 
-bearer = HTTPBearer(auto_error=False, description="A user's API key, or ADMIN_TOKEN for /api/admin")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="A user's API key or a JWT from the frontend's identity provider, "
+    "or ADMIN_TOKEN for /api/admin",
+)
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -25,15 +32,42 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
+def _token_verifier(request: Request) -> TokenVerifier:
+    # Made on first use from the app's settings and kept on the app (no await in between, so
+    # one per app); its JWKS cache lives as long as the app.
+    verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
+    if verifier is None:
+        verifier = TokenVerifier(request.app.state.settings)
+        request.app.state.token_verifier = verifier
+    return verifier
+
+
+async def _caller_by_user_id(db: Db, user_id: uuid.UUID) -> Caller:
+    # A short session of its own, closed (rolled back) before the request's unit of work
+    # begins. By id only: `user_id` is a parsed uuid, so find_user never matches an email.
+    async with AsyncSession(db.connection) as session:
+        try:
+            user = await service.find_user(session, str(user_id))
+        except service.UserNotFound:
+            raise InvalidToken("the token's user does not exist") from None
+    return Caller(id=user.id, is_admin=user.is_admin)
+
+
 async def current_user(request: Request, credentials: BearerDep, db: DbDep) -> Caller:
     token = _token(credentials)
     settings: Settings = request.app.state.settings
     if same_secret(token, settings.admin_token):
         raise Forbidden("the admin token has no user account; call with a user's API key")
-    # On the driver, before the request's transaction begins: one indexed read needs none.
-    user = await service.caller_by_api_key(db.driver, token)
-    if user is None:
-        raise Unauthorized("invalid API key", headers=CHALLENGE)
+    if looks_like_jwt(token):
+        # The frontend's sign-in: no crypto and no key fetch ever runs for an API key.
+        user_id = await _token_verifier(request).user_id(token)
+        user = await _caller_by_user_id(db, user_id)
+    else:
+        # On the driver, before the request's transaction begins: one indexed read needs none.
+        found = await service.caller_by_api_key(db.driver, token)
+        if found is None:
+            raise Unauthorized("invalid API key", headers=CHALLENGE)
+        user = found
     request.state.user_id = str(user.id)
     return user
 

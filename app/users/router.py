@@ -6,7 +6,7 @@ from app.users import service
 from app.users.deps import AdminPrincipal
 from app.users.schemas import UserCreate, UserCreated
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["users"])
 
 
 @router.post(

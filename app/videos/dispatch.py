@@ -19,14 +19,20 @@ from app.core.config import Settings
 from app.core.db import unit_of_work
 from app.fal import results
 from app.fal.client import FalError, FalGateway
-from app.videos import repository, service
+from app.media.store import MediaStore
+from app.videos import repository, service, uploads_repository
 from app.videos.models import EventSource, Video, VideoStatus
 
 logger = logging.getLogger(__name__)
 
 
-def fal_arguments(video: Video, model: CatalogModel) -> dict[str, Any]:
-    """The model input Fal expects: the video's normalised options in Fal's types."""
+def fal_arguments(
+    video: Video, model: CatalogModel, image_url: str | None = None
+) -> dict[str, Any]:
+    """The model input Fal expects: the video's normalised options in Fal's types.
+
+    `image_url` replaces the video's own (an upload of ours, as a URL Fal can fetch).
+    """
     spec = catalog.spec_of(model)
     if spec is None:
         raise ValueError(f"model {model.slug} has no spec; run `vidgen models sync`")
@@ -42,7 +48,7 @@ def fal_arguments(video: Video, model: CatalogModel) -> dict[str, Any]:
         options = spec.defaults() | {
             k: v for k, v in legacy.items() if v is not None and k in spec.parameters
         }
-    return spec.fal_input(video.prompt, video.image_url, options)
+    return spec.fal_input(video.prompt, image_url or video.image_url, options)
 
 
 async def _model(session: AsyncSession, video: Video) -> CatalogModel:
@@ -51,11 +57,16 @@ async def _model(session: AsyncSession, video: Video) -> CatalogModel:
 
 class Dispatcher:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], gateway: FalGateway, settings: Settings
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        gateway: FalGateway,
+        settings: Settings,
+        media: MediaStore,
     ) -> None:
         self.sessions = sessions
         self.gateway = gateway
         self.settings = settings
+        self.media = media
 
     async def submit(self, video_id: uuid.UUID | None = None) -> int:
         """Submit one pending job (`video_id`) or a batch of due ones; return how many.
@@ -71,17 +82,34 @@ class Dispatcher:
                 limit=self.settings.reconcile_batch,
                 video_id=video_id,
             )
-            jobs = [(video, await _model(session, video)) for video in claimed]
-        for video, model in jobs:
+            jobs = [
+                (video, await _model(session, video), await self._image_for_fal(session, video))
+                for video in claimed
+            ]
+        for video, model, image_url in jobs:
             try:
-                await self._submit_one(video, model)
+                await self._submit_one(video, model, image_url)
             except Exception:  # one job's failure must not stop the others (lease retries it)
                 logger.exception("submitting video %s failed", video.id)
         return len(jobs)
 
-    async def _submit_one(self, video: Video, model: CatalogModel) -> None:
+    async def _image_for_fal(self, session: AsyncSession, video: Video) -> str | None:
+        """For an `upload:<id>` image, a signed URL of our copy that Fal can fetch (through
+        PUBLIC_BASE_URL, or the bucket's), valid until the job's deadline; else None."""
+        upload_id = service.upload_of(video.image_url)
+        if upload_id is None:
+            return None
+        key = await uploads_repository.key_of(session, upload_id)
+        if key is None:
+            return None  # Fal refuses the reference, and the job fails with its reason
+        ttl = max(self.settings.media_url_ttl_s, int(self.settings.job_deadline_s))
+        return self.media.url(key, ttl)
+
+    async def _submit_one(
+        self, video: Video, model: CatalogModel, image_url: str | None = None
+    ) -> None:
         try:
-            arguments = fal_arguments(video, model)
+            arguments = fal_arguments(video, model, image_url)
             request_id = await self.gateway.submit(model.fal_endpoint, arguments, video.id)
         except FalError as error:
             await self._submit_failed(video, error)

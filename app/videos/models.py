@@ -46,6 +46,17 @@ class Video(SQLModel, table=True):
     video_metadata: dict[str, Any] | None = column(
         "videoMetadata", default=None, sa_type=JSONB(none_as_null=True)
     )
+    # Our copy of the output (app/media/); "videoUrl" above is Fal's, never shown to clients.
+    media_key: str | None = column("mediaKey", default=None)
+    poster_key: str | None = column("posterKey", default=None)
+    media_content_type: str | None = column("mediaContentType", default=None)
+    media_size_bytes: int | None = column("mediaSizeBytes", default=None, sa_type=BigInteger)
+    media_sha256: str | None = column("mediaSha256", default=None)
+    media_width: int | None = column("mediaWidth", default=None)
+    media_height: int | None = column("mediaHeight", default=None)
+    media_duration_s: float | None = column("mediaDurationS", default=None)
+    media_deleted_at: datetime | None = timestamp_column("mediaDeletedAt", default=None)
+    copy_attempts: int = column("copyAttempts", default=0)
     error_code: str | None = column("errorCode", default=None)
     error_message: str | None = column("errorMessage", default=None)
     credits_charged: int = column("creditsCharged", sa_type=BigInteger)
@@ -55,6 +66,7 @@ class Video(SQLModel, table=True):
     poll_attempts: int = column("pollAttempts", default=0)
     next_attempt_at: datetime | None = timestamp_column("nextAttemptAt", default=None)
     last_event_at: datetime | None = timestamp_column("lastEventAt", default=None)
+    started_at: datetime | None = timestamp_column("startedAt", default=None)
     created_at: datetime = timestamp_column("createdAt", default_factory=utcnow)
     updated_at: datetime = timestamp_column("updatedAt", default_factory=utcnow)
     completed_at: datetime | None = timestamp_column("completedAt", default=None)
@@ -66,3 +78,4 @@ class EventSource(StrEnum):
     WEBHOOK = "webhook"
     POLL = "poll"
     DEADLINE = "deadline"
+    COPY = "copy"  # our copy of the output is published: the job completes

@@ -129,7 +129,9 @@ def _finish(match: str, also_set: str = "") -> Statement:
 
 
 FINISH_BY_ID = _finish('"id" = :video_id')
-FINISH_BY_FAL_REQUEST = _finish('"falRequestId" = :fal_request_id')
+# A failure from Fal after its output arrived (a contradicting late delivery) changes nothing:
+# the copy decides, and the deadline bounds it.
+FINISH_BY_FAL_REQUEST = _finish('"falRequestId" = :fal_request_id AND "videoUrl" IS NULL')
 # A webhook for a request id we never stored, whose URL names a video still waiting on an
 # uncertain submit (its answer was lost): that video's job is this request, and it takes
 # the outcome at once. Only a pending row without a request id can be adopted, so a
@@ -137,6 +139,56 @@ FINISH_BY_FAL_REQUEST = _finish('"falRequestId" = :fal_request_id')
 FINISH_ADOPTING = _finish(
     '"id" = :video_id AND "falRequestId" IS NULL',
     also_set=', "falRequestId" = :fal_request_id, "nextAttemptAt" = NULL',
+)
+
+
+# Fal's word that the output is ready, before our copy of it exists (app/videos/finalise.py):
+# the job is `processing` (a `canceling` one stays so) with Fal's URL recorded and is due for
+# copying at once; only the copy makes it `completed`. A row that already has the URL (a
+# duplicate delivery, or a poll racing the webhook) matches nothing.
+def _record_output(match: str, also_set: str = "") -> Statement:
+    return Statement(f"""
+    WITH recorded AS (
+        UPDATE "videos" SET
+            "status" = CASE WHEN "status" = 'canceling' THEN 'canceling' ELSE 'processing' END,
+            "videoUrl" = :video_url,
+            "videoMetadata" = CAST(:video_metadata AS jsonb),
+            "queuePosition" = NULL,
+            "startedAt" = COALESCE("startedAt", :now),
+            "lastEventAt" = COALESCE(CAST(:last_event_at AS timestamptz), "lastEventAt"),
+            "nextAttemptAt" = NULL,
+            "updatedAt" = :now{also_set}
+        WHERE {match} AND "status" = ANY(:allowed_from) AND "videoUrl" IS NULL
+        RETURNING "id", "status"
+    ),
+    event AS (
+        INSERT INTO "videoEvents" ("videoId", "status", "source")
+        SELECT "id", "status", :source FROM recorded
+    )
+    SELECT "id" FROM recorded
+""")
+
+
+RECORD_OUTPUT_BY_ID = _record_output('"id" = :video_id')
+RECORD_OUTPUT_BY_FAL_REQUEST = _record_output('"falRequestId" = :fal_request_id')
+RECORD_OUTPUT_ADOPTING = _record_output(
+    '"id" = :video_id AND "falRequestId" IS NULL', also_set=', "falRequestId" = :fal_request_id'
+)
+# The copy is published: the job completes with our media. Matches only the output the copy
+# was made of, and only while the job still waits for it (a deadline may have ended it).
+MEDIA_COLUMNS = {
+    "mediaKey": ":media_key",
+    "posterKey": ":poster_key",
+    "mediaContentType": ":media_content_type",
+    "mediaSizeBytes": ":media_size_bytes",
+    "mediaSha256": ":media_sha256",
+    "mediaWidth": ":media_width",
+    "mediaHeight": ":media_height",
+    "mediaDurationS": ":media_duration_s",
+}
+FINISH_WITH_MEDIA = _finish(
+    '"id" = :video_id AND "videoUrl" = :video_url AND "mediaKey" IS NULL',
+    also_set="".join(f', "{column}" = {value}' for column, value in MEDIA_COLUMNS.items()),
 )
 KNOWN_FAL_REQUEST = Statement('SELECT EXISTS (SELECT FROM "videos" WHERE "falRequestId" = :id)')
 
@@ -154,18 +206,104 @@ async def insert_charged(driver: asyncpg.Connection, **params: Any) -> asyncpg.R
 
 async def finish_by_fal_request(
     driver: asyncpg.Connection, fal_request_id: str, **params: Any
-) -> asyncpg.Record | None:
-    """FINISH keyed by Fal's request id, as its own transaction: the row, or None."""
-    return await FINISH_BY_FAL_REQUEST.fetchrow(driver, fal_request_id=fal_request_id, **params)
+) -> bool:
+    """FINISH keyed by Fal's request id, as its own transaction: whether a row moved."""
+    row = await FINISH_BY_FAL_REQUEST.fetchrow(driver, fal_request_id=fal_request_id, **params)
+    return row is not None
 
 
 async def finish_adopting(
     driver: asyncpg.Connection, video_id: uuid.UUID, fal_request_id: str, **params: Any
-) -> asyncpg.Record | None:
-    """FINISH_ADOPTING, as its own transaction: the row, or None when nothing was adopted."""
-    return await FINISH_ADOPTING.fetchrow(
+) -> bool:
+    """FINISH_ADOPTING, as its own transaction: whether a pending row adopted the request."""
+    row = await FINISH_ADOPTING.fetchrow(
         driver, video_id=video_id, fal_request_id=fal_request_id, **params
     )
+    return row is not None
+
+
+async def record_output_by_fal_request(
+    driver: asyncpg.Connection, fal_request_id: str, **params: Any
+) -> bool:
+    found = await RECORD_OUTPUT_BY_FAL_REQUEST.fetchval(
+        driver, fal_request_id=fal_request_id, **params
+    )
+    return found is not None
+
+
+async def record_output_adopting(
+    driver: asyncpg.Connection, video_id: uuid.UUID, fal_request_id: str, **params: Any
+) -> bool:
+    found = await RECORD_OUTPUT_ADOPTING.fetchval(
+        driver, video_id=video_id, fal_request_id=fal_request_id, **params
+    )
+    return found is not None
+
+
+async def record_output(session: AsyncSession, video_id: uuid.UUID, **params: Any) -> bool:
+    """RECORD_OUTPUT_BY_ID in the session's transaction: whether the row took it."""
+    result = await session.execute(RECORD_OUTPUT_BY_ID.text, {"video_id": video_id, **params})
+    return result.scalar_one_or_none() is not None
+
+
+async def finish_with_media(
+    session: AsyncSession, video_id: uuid.UUID, **params: Any
+) -> Video | None:
+    """FINISH_WITH_MEDIA in the session's transaction: the completed row, or None."""
+    statement = FINISH_WITH_MEDIA.text.columns(*Video.__table__.columns)  # type: ignore[attr-defined]
+    query = select(Video).from_statement(statement).execution_options(populate_existing=True)
+    result = await session.execute(query, {"video_id": video_id, **params})
+    return result.scalar_one_or_none()
+
+
+# Media leaves a video in one statement that says which files to remove: by its owner
+# (DELETE /api/videos/{id}), or by retention. The row and its ledger rows stay.
+def _forget_media(match: str, lock: str = "FOR UPDATE") -> Statement:
+    return Statement(f"""
+    UPDATE "videos" v SET "mediaDeletedAt" = :now, "updatedAt" = :now
+    FROM (SELECT "id", "mediaKey", "posterKey" FROM "videos" WHERE {match} {lock}) old
+    WHERE v."id" = old."id"
+    RETURNING old."mediaKey", old."posterKey"
+""")
+
+
+FORGET_MEDIA_OF = _forget_media('"id" = :video_id AND "mediaDeletedAt" IS NULL')
+# The predicate of "videos_media_kept_idx"; SKIP LOCKED lets replicas purge side by side.
+FORGET_EXPIRED_MEDIA = _forget_media(
+    """"mediaKey" IS NOT NULL AND "mediaDeletedAt" IS NULL AND "completedAt" < :before
+       ORDER BY "completedAt" LIMIT :limit""",
+    lock="FOR UPDATE SKIP LOCKED",
+)
+
+
+def _keys(rows: Iterable[Any]) -> list[str]:
+    return [key for row in rows for key in (row[0], row[1]) if key]
+
+
+async def forget_media(session: AsyncSession, video_id: uuid.UUID, now: Any) -> list[str]:
+    """Mark the video's media deleted; the keys of the files to remove."""
+    result = await session.execute(FORGET_MEDIA_OF.text, {"video_id": video_id, "now": now})
+    return _keys(result)
+
+
+async def forget_expired_media(
+    session: AsyncSession, *, before: Any, limit: int, now: Any
+) -> list[str]:
+    """Mark up to `limit` videos completed before `before` as purged; their files' keys."""
+    params = {"before": before, "limit": limit, "now": now}
+    return _keys(await session.execute(FORGET_EXPIRED_MEDIA.text, params))
+
+
+REFERENCED_MEDIA = Statement("""
+    SELECT "mediaKey" FROM "videos" WHERE "mediaKey" IS NOT NULL AND "mediaDeletedAt" IS NULL
+    UNION ALL
+    SELECT "posterKey" FROM "videos" WHERE "posterKey" IS NOT NULL AND "mediaDeletedAt" IS NULL
+""")
+
+
+async def referenced_media(session: AsyncSession) -> set[str]:
+    """Every media key a video still points at."""
+    return {row[0] for row in await session.execute(REFERENCED_MEDIA.text)}
 
 
 async def fal_request_known(driver: asyncpg.Connection, fal_request_id: str) -> bool:
@@ -297,12 +435,20 @@ CLAIM_PENDING = _claim_due('"submitAttempts"', """"status" = 'pending'""")
 CLAIM_STALE = _claim_due(
     '"pollAttempts"',
     f""""status" IN ({ACTIVE_LIST}) AND "status" <> 'pending' AND "falRequestId" IS NOT NULL
+        AND "videoUrl" IS NULL
         AND COALESCE("lastEventAt", "updatedAt") <= now() - make_interval(secs => :quiet_s)""",
 )
 CLAIM_OVERDUE = _claim_due(
     '"pollAttempts"',
     f""""status" IN ({ACTIVE_LIST})
         AND "createdAt" <= now() - make_interval(secs => :deadline_s)""",
+)
+
+
+# The predicate of "videos_awaiting_copy_idx", spelled out so the planner can use it.
+CLAIM_COPIES = _claim_due(
+    '"copyAttempts"',
+    """"videoUrl" IS NOT NULL AND "mediaKey" IS NULL AND "status" IN ('processing', 'canceling')""",
 )
 
 
@@ -334,6 +480,11 @@ async def claim_overdue(
     return await _claim(session, CLAIM_OVERDUE, deadline_s=deadline_s, lease_s=lease_s, limit=limit)
 
 
+async def claim_copies(session: AsyncSession, *, lease_s: float, limit: int) -> list[Video]:
+    """Jobs whose output Fal has delivered and we have not copied yet, leased to the caller."""
+    return await _claim(session, CLAIM_COPIES, lease_s=lease_s, limit=limit)
+
+
 async def set_fields(session: AsyncSession, video_id: uuid.UUID, **values: Any) -> None:
     """Bookkeeping that is not a status change (queue position, retry time, news time)."""
     await session.execute(
@@ -349,3 +500,19 @@ EVENTS = Statement(
 async def list_events(session: AsyncSession, video_id: uuid.UUID) -> list[tuple[str, str]]:
     result = await session.execute(EVENTS.text, {"id": video_id})
     return [(row[0], row[1]) for row in result]
+
+
+async def list_with_slug_by_ids(
+    session: AsyncSession, video_ids: Iterable[uuid.UUID]
+) -> list[tuple[Video, str]]:
+    """The rows of these videos that exist, each with its model's slug, in one query.
+
+    `= ANY(:ids)`, one array parameter: the same statement text (one prepared statement)
+    whatever the number of ids. The live-updates broker (app/videos/events.py) runs it once
+    per interval for every stream of the process.
+    """
+    from sqlalchemy import ARRAY, Uuid, any_, bindparam
+
+    ids = bindparam("ids", list(video_ids), type_=ARRAY(Uuid))
+    query = _with_slug().where(col(Video.id) == any_(ids))
+    return [(row[0], row[1]) for row in await session.execute(query)]

@@ -1,19 +1,17 @@
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from app.catalog.service import ModelNotFound
 from app.core import ratelimit
+from app.core.db import unit_of_work
 from app.core.deps import (
     DbDep,
     DriverTransactionDep,
     SessionDep,
     SessionmakerDep,
-    SettingsDep,
 )
 from app.core.errors import Unauthorized, problem_responses
 from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, KeyedRequest
@@ -21,11 +19,10 @@ from app.core.pagination import InvalidCursor
 from app.core.ratelimit import RateLimited
 from app.credits.service import InsufficientCredits
 from app.users.deps import CurrentUser
-from app.videos import repository, service
+from app.videos import service
 from app.videos.dispatch import Dispatcher
 from app.videos.models import VideoStatus
-from app.videos.schemas import Quote, VideoCreate, VideoPublic, VideosPage
-from app.videos.state import is_terminal
+from app.videos.schemas import Links, Quote, VideoCreate, VideoPublic, VideosPage
 from app.videos.validation import VALIDATION_ERRORS
 
 router = APIRouter(tags=["videos"])
@@ -42,18 +39,14 @@ async def quote_allowance(request: Request, user: CurrentUser, db: DbDep) -> Non
     await ratelimit.take(db.driver, "quote", user.id, per_minute)
 
 
+async def get_links(request: Request) -> Links:
+    links: Links = request.app.state.links
+    return links
+
+
+LinksDep = Annotated[Links, Depends(get_links)]
 CreateAllowance = Annotated[None, Depends(create_allowance)]
 QuoteAllowance = Annotated[None, Depends(quote_allowance)]
-# One server-sent event: `event: status`, `id`, and `data` holding a VideoPublic as JSON.
-SSE_EVENT_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "event": {"type": "string", "const": "status"},
-        "id": {"type": "string"},
-        "data": {"type": "string", "contentMediaType": "application/json"},
-    },
-    "required": ["data"],
-}
 
 
 @router.post(
@@ -66,6 +59,7 @@ SSE_EVENT_SCHEMA = {
         ModelNotFound,
         InsufficientCredits,
         service.TooManyActiveJobs,
+        service.UploadNotFound,
         *VALIDATION_ERRORS,
         *IDEMPOTENCY_ERRORS,
     ),
@@ -77,13 +71,14 @@ async def create_video(
     _allowed: CreateAllowance,
     idempotency_key: IdempotencyKey,
     transaction: DriverTransactionDep,
+    links: LinksDep,
     background: BackgroundTasks,
 ) -> Response:
     """Charge for and queue a video. Retries with the same Idempotency-Key replay the answer."""
     keyed = KeyedRequest.of(request, scope=f"user:{user.id}", key=idempotency_key, body=body)
     outcome, video_id = await service.create_video(
         transaction, request.app.state.models, user.id, body,
-        keyed=keyed, settings=request.app.state.settings,
+        keyed=keyed, settings=request.app.state.settings, links=links,
     )  # fmt: skip
     dispatcher: Dispatcher | None = request.app.state.dispatcher
     if video_id is not None and dispatcher is not None:
@@ -119,12 +114,15 @@ async def quote_video(
 async def list_videos(
     user: CurrentUser,
     session: SessionDep,
+    links: LinksDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     status: VideoStatus | None = None,
 ) -> VideosPage:
     """The caller's videos, newest first; follow `next_cursor` for the next page."""
-    return await service.list_videos(session, user.id, limit=limit, cursor=cursor, status=status)
+    return await service.list_videos(
+        session, user.id, limit=limit, cursor=cursor, status=status, links=links
+    )
 
 
 @router.get(
@@ -132,8 +130,11 @@ async def list_videos(
     response_model=VideoPublic,
     responses=problem_responses(Unauthorized, service.VideoNotFound),
 )
-async def get_video(video_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> VideoPublic:
-    return await service.get_video(session, user.id, video_id)
+async def get_video(
+    video_id: uuid.UUID, user: CurrentUser, session: SessionDep, links: LinksDep
+) -> VideoPublic:
+    """The video; its media URLs are signed afresh on every read (MEDIA_URL_TTL_S)."""
+    return await service.get_video(session, user.id, video_id, links)
 
 
 @router.post(
@@ -146,10 +147,11 @@ async def cancel_video(
     request: Request,
     user: CurrentUser,
     session: SessionDep,
+    links: LinksDep,
     background: BackgroundTasks,
 ) -> VideoPublic:
     """Cancel a job that has not finished; its credits are refunded once."""
-    video, row = await service.cancel_video(session, user.id, video_id)
+    video, row = await service.cancel_video(session, user.id, video_id, links)
     dispatcher: Dispatcher | None = request.app.state.dispatcher
     if row.fal_request_id and dispatcher is not None:
         endpoint = await service.fal_endpoint_of(session, row)
@@ -157,42 +159,22 @@ async def cancel_video(
     return video
 
 
-@router.get(
-    "/api/videos/{video_id}/events",
-    response_class=StreamingResponse,
-    responses={
-        200: {
-            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
-            "description": "`event: status` with the video JSON on every change, until terminal",
-        },
-        **problem_responses(Unauthorized, service.VideoNotFound),
-    },
+@router.delete(
+    "/api/videos/{video_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(Unauthorized, service.VideoNotFound, service.VideoNotDeletable),
 )
-async def video_events(
-    video_id: uuid.UUID, user: CurrentUser, sessions: SessionmakerDep, settings: SettingsDep
-) -> StreamingResponse:
-    """Server-sent events of the video's status changes; ends once it is terminal.
+async def delete_video(
+    video_id: uuid.UUID, request: Request, user: CurrentUser, sessions: SessionmakerDep
+) -> Response:
+    """Delete a finished video's media (the file and its poster); its URLs are cleared.
 
-    Reads the row (not process memory), so changes made by any replica show up.
+    The video and its ledger rows stay: money history is never deleted. A video still
+    running is 409 `video_not_deletable` (cancel it first). Deleting twice is a 204.
     """
-    async with sessions() as session:
-        await service.get_video(session, user.id, video_id)  # 404 before the stream starts
-
-    async def stream() -> AsyncIterator[str]:
-        last: str | None = None
-        while True:
-            async with sessions() as session:
-                found = await repository.get_for_user(session, video_id, user.id)
-            if found is None:
-                return
-            video = VideoPublic.of(*found)
-            payload = video.model_dump_json()
-            if payload != last:
-                yield f"event: status\nid: {video.updated_at.isoformat()}\ndata: {payload}\n\n"
-                last = payload
-            if is_terminal(video.status):
-                return
-            await asyncio.sleep(settings.events_poll_interval_s)
-
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+    async with unit_of_work(sessions) as session:
+        keys = await service.delete_media(session, user.id, video_id)
+    # After the commit: a failure here leaves files no row points at (`vidgen media gc`).
+    await request.app.state.media.delete(keys)
+    return Response(status_code=204)

@@ -26,9 +26,17 @@ from app.core.pagination import decode_cursor, encode_cursor
 from app.credits.service import InsufficientCredits
 from app.fal.results import FalOutcome
 from app.users.service import UserNotFound
-from app.videos import repository
+from app.videos import repository, uploads_repository
 from app.videos.models import EventSource, Video, VideoStatus
-from app.videos.schemas import OPTION_FIELDS, Quote, VideoCreate, VideoPublic, VideosPage
+from app.videos.schemas import (
+    OPTION_FIELDS,
+    UPLOAD_SCHEME,
+    Links,
+    Quote,
+    VideoCreate,
+    VideoPublic,
+    VideosPage,
+)
 from app.videos.state import ALLOWED_FROM, TERMINAL
 from app.videos.validation import NormalisedRequest, normalise
 
@@ -39,6 +47,14 @@ class VideoNotFound(NotFound):
 
 class VideoNotCancelable(AppError):
     status, code, title = 409, "video_not_cancelable", "Video already finished"
+
+
+class VideoNotDeletable(AppError):
+    status, code, title = 409, "video_not_deletable", "Video still running"
+
+
+class UploadNotFound(AppError):
+    status, code, title = 422, "upload_not_found", "No such upload"
 
 
 class TooManyActiveJobs(AppError):
@@ -93,6 +109,7 @@ async def create_video(
     *,
     keyed: KeyedRequest,
     settings: Settings,
+    links: Links,
 ) -> tuple[Outcome, uuid.UUID | None]:
     """Charge for and queue a video once per Idempotency-Key, in the transaction the caller
     holds open on `driver` (app/core/deps.py, DriverTransactionDep).
@@ -107,9 +124,19 @@ async def create_video(
     if isinstance(claim, Outcome):
         return claim, None
     priced = price_request(await models.get(driver, request.model), request, settings)
+    upload_id = upload_of(priced.request.image_url)
+    if upload_id and await uploads_repository.key_of_owned(driver, upload_id, user_id) is None:
+        raise UploadNotFound(f"you have no upload {upload_id} (image_url)")
     return await _charge_and_insert(
-        driver, user_id, priced, keyed=keyed, claim_id=claim, settings=settings
+        driver, user_id, priced, keyed=keyed, claim_id=claim, settings=settings, links=links
     )
+
+
+def upload_of(image_url: str | None) -> uuid.UUID | None:
+    """The upload an `image_url` of the form `upload:<id>` names (validation checked the id)."""
+    if image_url is None or not image_url.startswith(UPLOAD_SCHEME):
+        return None
+    return uuid.UUID(image_url.removeprefix(UPLOAD_SCHEME))
 
 
 async def _charge_and_insert(
@@ -120,11 +147,12 @@ async def _charge_and_insert(
     keyed: KeyedRequest,
     claim_id: uuid.UUID,
     settings: Settings,
+    links: Links,
 ) -> tuple[Outcome, uuid.UUID]:
     model, request, price = priced.offer.model, priced.request, priced.credits
-    now = utcnow()
+    now, video_id = utcnow(), uuid.uuid4()
     video = VideoPublic(
-        id=uuid.uuid4(),
+        id=video_id,
         status=VideoStatus.PENDING,
         model=model.slug,
         kind=model.kind,
@@ -143,6 +171,7 @@ async def _charge_and_insert(
         created_at=now,
         updated_at=now,
         completed_at=None,
+        urls=links.of_video(video_id),
     )
     response = video.model_dump_json()
     await repository.lock_owner(driver, user_id)
@@ -225,18 +254,20 @@ async def change_status(
     return video
 
 
-async def get_video(session: AsyncSession, user_id: uuid.UUID, video_id: uuid.UUID) -> VideoPublic:
+async def get_video(
+    session: AsyncSession, user_id: uuid.UUID, video_id: uuid.UUID, links: Links
+) -> VideoPublic:
     found = await repository.get_for_user(session, video_id, user_id)
     if found is None:
         raise VideoNotFound(f"no video {video_id}")
-    return VideoPublic.of(*found)
+    return VideoPublic.of(*found, links)
 
 
 CANCELED_BY_USER = {"error_code": "canceled", "error_message": "canceled at the user's request"}
 
 
 async def cancel_video(
-    session: AsyncSession, user_id: uuid.UUID, video_id: uuid.UUID
+    session: AsyncSession, user_id: uuid.UUID, video_id: uuid.UUID, links: Links
 ) -> tuple[VideoPublic, Video]:
     """Cancel a job that has not finished; a finished one is a 409.
 
@@ -256,7 +287,24 @@ async def cancel_video(
         if video is None or video.status != VideoStatus.CANCELING:
             status = video.status if video else "unknown"
             raise VideoNotCancelable(f"video {video_id} is already {status}")
-    return VideoPublic.of(video, found[1]), video
+    return VideoPublic.of(video, found[1], links), video
+
+
+async def delete_media(session: AsyncSession, user_id: uuid.UUID, video_id: uuid.UUID) -> list[str]:
+    """Forget a finished video's media; the keys of the files to remove once committed.
+
+    The row and its ledger rows stay: money history is never deleted. Deleting twice is
+    harmless (nothing left to remove).
+    """
+    found = await repository.get_for_user(session, video_id, user_id)
+    if found is None:
+        raise VideoNotFound(f"no video {video_id}")
+    video = found[0]
+    if video.status not in TERMINAL:
+        raise VideoNotDeletable(
+            f"video {video_id} is {video.status}; cancel it, or wait for it to finish"
+        )
+    return await repository.forget_media(session, video_id, utcnow())
 
 
 async def list_videos(
@@ -266,6 +314,7 @@ async def list_videos(
     limit: int,
     cursor: str | None,
     status: VideoStatus | None,
+    links: Links,
 ) -> VideosPage:
     rows = await repository.list_page_for_user(
         session, user_id, limit=limit, after=decode_cursor(cursor), status=status
@@ -273,19 +322,30 @@ async def list_videos(
     page, more = rows[:limit], len(rows) > limit
     last = page[-1][0] if page else None
     return VideosPage(
-        data=[VideoPublic.of(video, slug) for video, slug in page],
+        data=[VideoPublic.of(video, slug, links) for video, slug in page],
         next_cursor=encode_cursor(last.created_at, last.id) if more and last else None,
     )
 
 
-def _final_word(outcome: FalOutcome) -> tuple[VideoStatus, dict[str, Any]]:
-    if outcome.succeeded:
-        return VideoStatus.COMPLETED, {
-            "video_url": outcome.video_url,
-            "video_metadata": outcome.video_metadata,
-            "last_event_at": utcnow(),
-        }
-    return VideoStatus.FAILED, {
+# Fal's output is ours to copy from the moment it is reported: these are the statuses it may
+# be recorded in (repository.RECORD_OUTPUT_*), by a webhook or a poll.
+OUTPUT_FROM = sorted({VideoStatus.QUEUED, VideoStatus.PROCESSING, VideoStatus.CANCELING})
+
+
+def _output_params(outcome: FalOutcome, source: EventSource) -> dict[str, Any]:
+    metadata = outcome.video_metadata
+    return {
+        "video_url": outcome.video_url,
+        "video_metadata": None if metadata is None else json.dumps(metadata),
+        "last_event_at": utcnow(),
+        "allowed_from": OUTPUT_FROM,
+        "source": source,
+        "now": utcnow(),
+    }
+
+
+def _failure(outcome: FalOutcome) -> dict[str, Any]:
+    return {
         "error_code": outcome.error_code,
         "error_message": outcome.error_message,
         "last_event_at": utcnow(),
@@ -294,13 +354,45 @@ def _final_word(outcome: FalOutcome) -> tuple[VideoStatus, dict[str, Any]]:
 
 async def finish_from_fal(
     session: AsyncSession, video_id: uuid.UUID, outcome: FalOutcome, source: EventSource
-) -> Video | None:
-    """Record Fal's final word: completed with the video, or failed (and refunded).
+) -> bool:
+    """Record Fal's final word: its output, to be copied (app/videos/finalise.py) before the
+    job completes, or its failure (failed and refunded).
 
-    None when the job had already finished: duplicates and late deliveries change nothing.
+    False when the job had already moved on: duplicates and late deliveries change nothing.
     """
-    target, values = _final_word(outcome)
-    return await change_status(session, video_id, target, source, **values)
+    if outcome.succeeded:
+        return await repository.record_output(session, video_id, **_output_params(outcome, source))
+    failed = await change_status(session, video_id, VideoStatus.FAILED, source, **_failure(outcome))
+    return failed is not None
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    """Our published copy of a job's output, as FINISH_WITH_MEDIA records it."""
+
+    media_key: str
+    poster_key: str
+    media_content_type: str
+    media_size_bytes: int
+    media_sha256: str
+    media_width: int
+    media_height: int
+    media_duration_s: float
+
+
+async def complete_with_media(
+    session: AsyncSession, video: Video, media: StoredMedia
+) -> Video | None:
+    """The job completes with our copy of the output it was waiting for; None when it has
+    ended meanwhile (past its deadline: failed and refunded) and the copy is not needed."""
+    params = _finish_params(
+        VideoStatus.COMPLETED,
+        EventSource.COPY,
+        video_url=video.video_url,
+        video_metadata=video.video_metadata,
+        last_event_at=utcnow(),
+    )
+    return await repository.finish_with_media(session, video.id, **params, **vars(media))
 
 
 async def finish_by_fal_request(
@@ -315,15 +407,19 @@ async def finish_by_fal_request(
     pending video without a request id adopts this one and takes the outcome, in the
     same one statement.
     """
-    target, values = _final_word(outcome)
-    params = _finish_params(target, EventSource.WEBHOOK, **values)
-    if await repository.finish_by_fal_request(driver, fal_request_id, **params):
+    if outcome.succeeded:
+        params = _output_params(outcome, EventSource.WEBHOOK)
+        record, adopt = repository.record_output_by_fal_request, repository.record_output_adopting
+    else:
+        params = _finish_params(VideoStatus.FAILED, EventSource.WEBHOOK, **_failure(outcome))
+        record, adopt = repository.finish_by_fal_request, repository.finish_adopting
+    if await record(driver, fal_request_id, **params):
         return "applied"
     if await repository.fal_request_known(driver, fal_request_id):
         return "duplicate"
     if video_id is not None:
         adopting = params | {"allowed_from": [VideoStatus.PENDING]}
-        if await repository.finish_adopting(driver, video_id, fal_request_id, **adopting):
+        if await adopt(driver, video_id, fal_request_id, **adopting):
             return "adopted"
     return "unknown"
 

@@ -9,13 +9,14 @@ stored and sent to Fal.
 import base64
 import binascii
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from app.core.errors import AppError
 from app.fal.model_spec import ModelSpec, Scalar
-from app.videos.schemas import OPTION_FIELDS, VideoCreate
+from app.videos.schemas import OPTION_FIELDS, UPLOAD_SCHEME, VideoCreate
 
 
 class InvalidVideoRequest(AppError):
@@ -100,6 +101,14 @@ def _field_error(field: str, message: str, **extra: Any) -> list[dict[str, Any]]
 
 
 def check_image_url(url: str, max_data_uri_bytes: int) -> None:
+    if url.startswith(UPLOAD_SCHEME):
+        try:
+            uuid.UUID(url.removeprefix(UPLOAD_SCHEME))
+        except ValueError as error:
+            raise InvalidImageUrl(
+                "an upload is named `upload:<id>`, as POST /api/uploads answers"
+            ) from error
+        return
     if url.startswith("data:"):
         if len(url) > max_data_uri_bytes * 4 // 3 + 64:
             raise InvalidImageUrl(
@@ -117,7 +126,9 @@ def check_image_url(url: str, max_data_uri_bytes: int) -> None:
         return
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname or parts.username or len(url) > 2048:
-        raise InvalidImageUrl("image_url must be an https:// URL (or a data: image URI)")
+        raise InvalidImageUrl(
+            "image_url must be an https:// URL, a data: image URI, or `upload:<id>`"
+        )
 
 
 def _check_prompt(request: VideoCreate, spec: ModelSpec) -> None:

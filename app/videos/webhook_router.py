@@ -66,5 +66,7 @@ async def fal_webhook(request: Request, db: DbDep, video_id: uuid.UUID | None = 
     result = await videos.finish_by_fal_request(db.driver, verified.request_id, outcome, video_id)
     if result == "unknown":
         logger.warning("webhook for unknown Fal request %s ignored", verified.request_id)
+    elif outcome.succeeded and result != "duplicate" and request.app.state.finaliser:
+        request.app.state.finaliser.wake()  # copy the output now, after this answer
     request.app.state.metrics.webhooks.labels(result).inc()
     return Response(ACK_BODIES[result], media_type="application/json")

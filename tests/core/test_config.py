@@ -15,6 +15,7 @@ PRODUCTION: dict[str, Any] = {
     "fal_key": "key-id:key-secret",
     "public_base_url": "https://api.example.com",
     "fal_jwks_url": "https://rest.alpha.fal.ai/.well-known/jwks.json",
+    "media_signing_key": "a-real-media-signing-key-0123456789",
 }
 
 
@@ -33,6 +34,8 @@ def test_a_complete_production_configuration_is_accepted() -> None:
         ({"public_base_url": "https://[::1]:8443"}, "PUBLIC_BASE_URL"),
         ({"fal_jwks_url": "http://rest.alpha.fal.ai/.well-known/jwks.json"}, "FAL_JWKS_URL"),
         ({"admin_token": "dev-admin-token"}, "ADMIN_TOKEN"),
+        ({"media_signing_key": "dev-media-signing-key"}, "MEDIA_SIGNING_KEY"),
+        ({"media_backend": "s3"}, "S3_BUCKET"),
     ],
 )
 def test_production_refuses_to_start_with(change: dict[str, Any], names: str) -> None:

@@ -183,7 +183,7 @@ async def test_users_see_and_move_only_their_own_credits(client: httpx.AsyncClie
 
     page = (await client.get("/api/credits", headers=alice.auth)).json()
     assert page["balance"] == 70
-    assert {t["user_id"] for t in page["transactions"]} == {str(alice.id)}
+    assert {t["user_id"] for t in page["data"]} == {str(alice.id)}
 
     as_user = await client.post(
         "/api/admin/credits",
@@ -209,7 +209,7 @@ async def test_ledger_pages_walk_every_row_once(client: httpx.AsyncClient) -> No
     while True:
         params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
         page = (await client.get("/api/credits", params=params, headers=user.auth)).json()
-        seen += [t["amount"] for t in page["transactions"]]
+        seen += [t["amount"] for t in page["data"]]
         if not (cursor := page["next_cursor"]):
             break
     assert seen == list(range(7, 0, -1))

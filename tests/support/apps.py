@@ -5,6 +5,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,9 @@ from app.ops.localpg import free_port
 from tests.support.helpers import VIDGEN
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+# Every app a test starts keeps its media here unless the test says otherwise; objects are
+# keyed by ids, so apps sharing it never collide.
+TEST_MEDIA_DIR = Path(tempfile.gettempdir()) / f"vidgen-test-media-{os.getpid()}"
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
@@ -31,6 +35,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "_env_file": None,
         # In-process API tests talk to no Fal; the Fal tests run the app against the simulator.
         "dispatch_enabled": False,
+        "media_dir": TEST_MEDIA_DIR,
         # Tests create far more than a person would; the rate-limit tests turn them on.
         "rate_limit_creates_per_minute": 0,
         "rate_limit_quotes_per_minute": 0,
@@ -117,6 +122,7 @@ class AppProcess:
             "FAL_JWKS_URL": simulator.jwks_url,
             "FAL_STORAGE_URL": simulator.base_url,
             "PUBLIC_BASE_URL": self.url,
+            "MEDIA_DIR": str(TEST_MEDIA_DIR),
             **FAST_RECONCILER,
             **settings,
         }

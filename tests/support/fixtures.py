@@ -7,6 +7,7 @@ per run, reset for each test that asks for it.
 """
 
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,8 +22,16 @@ from app.core.config import Settings
 from app.fal.simulator.process import SimulatorProcess
 from app.main import create_app
 from app.ops.localpg import LocalPostgres, free_port
-from tests.support.apps import AppProcess, make_settings
+from tests.support.apps import TEST_MEDIA_DIR, AppProcess, make_settings
 from tests.support.database import TEMPLATE_DB, PgServer, migrate_and_load_catalog
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_media_dir() -> Iterator[Path]:
+    """The media every test app writes (tests/support/apps.py), removed after the run."""
+    yield TEST_MEDIA_DIR
+    shutil.rmtree(TEST_MEDIA_DIR, ignore_errors=True)
+
 
 # -- PostgreSQL ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from app.fal.simulator.media import SAMPLE_PATH
 from app.fal.simulator.process import SimulatorProcess
 from app.fal.simulator.signing import WEBHOOK_KEY_FILE
 from app.ops.audit import run_audit
@@ -35,19 +36,38 @@ async def test_text_and_image_jobs_go_all_the_way_through_the_webhook(
             )
             done = [await finished(client, user, v["id"]) for v in (text, image)]
             balance = (await client.get("/api/credits", headers=user.auth)).json()["balance"]
+            served = [(await client.get(v["video"]["url"])).content for v in done]
+            posters = [await client.get(v["video"]["poster_url"]) for v in done]
     finally:
         app.stop()
 
-    for video in done:
+    sample = SAMPLE_PATH.read_bytes()
+    for video, body, poster in zip(done, served, posters, strict=True):
         assert video["status"] == "completed", video
-        assert video["video"]["url"].startswith(simulator.base_url)
-        assert video["video"]["url"].endswith(".mp4")
-        assert video["video"]["content_type"] == "video/mp4" and video["video"]["file_size"] > 0
+        # Our copy, served by us: never Fal's URL.
+        assert video["video"]["url"].startswith(f"{app.url}/media/videos/{video['id']}/")
+        assert body == sample
+        assert video["video"] | {"url": None, "poster_url": None} == {
+            "url": None,
+            "poster_url": None,
+            "content_type": "video/mp4",
+            "width": 160,
+            "height": 90,
+            "duration_s": 2.0,
+            "size_bytes": len(sample),
+            "sha256": hashlib.sha256(sample).hexdigest(),
+            "file_size": len(sample),
+            "file_name": video["video"]["url"].split("?")[0].rsplit("/", 1)[-1],
+        }
+        assert poster.headers["content-type"] == "image/jpeg"
+        assert poster.content.startswith(b"\xff\xd8\xff")
+        assert video["started_at"] is not None
         assert await history(db, video["id"]) == [
             ("pending", "api"),
             ("queued", "dispatch"),
             ("processing", "poll"),
-            ("completed", "webhook"),
+            ("processing", "webhook"),  # Fal's output is ready: ours is being copied
+            ("completed", "copy"),
         ]
         assert await ledger(db, video["id"]) == [("debit", -video["credits_charged"])]
     assert balance == 1000 - 168 - 34
@@ -106,7 +126,8 @@ async def test_webhooks_are_verified_and_applied_once(
         "request_id": fal_id,
         "gateway_request_id": fal_id,
         "status": "OK",
-        "payload": {"video": {"url": "https://cdn.example.com/v.mp4", "file_size": 10}},
+        # The simulator's address for this held job: copying it waits (404) until Fal is done.
+        "payload": {"video": {"url": f"{simulator.base_url}/files/{fal_id}.mp4"}},
         "error": None,
     }
     body = json.dumps(payload).encode()
@@ -117,7 +138,7 @@ async def test_webhooks_are_verified_and_applied_once(
     forged = [
         ("bad signature", body, good | {"X-Fal-Webhook-Signature": "00" * 64}),
         ("wrong key", body, sign(Ed25519PrivateKey.generate(), fal_id, body, now)),
-        ("tampered body", body.replace(b"v.mp4", b"x.mp4"), good),
+        ("tampered body", body.replace(b".mp4", b".mov"), good),
         ("stale timestamp", body, sign(simulator_key, fal_id, body, now - 301)),
         ("missing headers", body, {"Content-Type": "application/json"}),
         ("not hex", body, good | {"X-Fal-Webhook-Signature": "zz"}),
@@ -134,8 +155,8 @@ async def test_webhooks_are_verified_and_applied_once(
     )
     assert [r.status_code for r in deliveries] == [200] * 5
     assert sorted(r.json()["result"] for r in deliveries) == ["applied"] + ["duplicate"] * 4
-    completed = [e for e in await history(db, video["id"]) if e[0] == "completed"]
-    assert completed == [("completed", "webhook")]
+    delivered = [e for e in await history(db, video["id"]) if e[1] == "webhook"]
+    assert delivered == [("processing", "webhook")]  # the output, recorded once
 
     unknown_body = json.dumps(payload | {"request_id": "no-such-request"}).encode()
     unknown = await client.post(
@@ -296,4 +317,5 @@ async def test_maintenance_keeps_webhooks_flowing(
     finally:
         app.stop()
     assert done["status"] == "completed"
-    assert ("completed", "webhook") in await history(db, video["id"])
+    events = await history(db, video["id"])
+    assert ("processing", "webhook") in events and events[-1] == ("completed", "copy")

@@ -222,8 +222,13 @@ async def test_a_submit_whose_answer_was_lost_is_adopted_by_its_late_webhook(
         if s["input"]["prompt"] == "an answer that never came"
     ]  # fmt: skip
     assert f"video_id={video['id']}" in submission["webhook_url"]
-    # Adopted and finished by the webhook in one statement: the row takes Fal's request id.
-    assert await history(db, video["id"]) == [("pending", "api"), ("completed", "webhook")]
+    # Adopted by the webhook in one statement (the row takes Fal's request id and its
+    # output), then completed by our copy.
+    assert await history(db, video["id"]) == [
+        ("pending", "api"),
+        ("processing", "webhook"),
+        ("completed", "copy"),
+    ]
     assert (await video_row(db, video["id"]))["falRequestId"] == submission["request_id"]
     assert await ledger(db, video["id"]) == [("debit", -KLING_5S)]
 

@@ -59,8 +59,8 @@ async def test_create_charges_once_and_returns_a_pending_video(
     assert video["video"] is None and video["error"] is None
     balance = (await client.get("/api/credits", headers=user.auth)).json()
     assert balance["balance"] == 1000 - 336
-    assert balance["transactions"][0]["kind"] == "debit"
-    assert balance["transactions"][0]["video_id"] == video["id"]
+    assert balance["data"][0]["kind"] == "debit"
+    assert balance["data"][0]["video_id"] == video["id"]
 
     image = await create(
         client, user, {"model": I2V, "prompt": "the cat blinks", "image_url": IMAGE}

@@ -19,11 +19,16 @@ from hypothesis import strategies as st
 from app.core.db import unit_of_work
 from app.fal.results import FalOutcome, provider_error
 from app.ops.audit import run_audit
-from app.videos import service
+from app.videos import repository, service
 from app.videos.models import EventSource, VideoStatus
 from tests.support.factories import ADMIN, ApiUser, create_user
 from tests.support.helpers import libpq
 
+COPY = service.StoredMedia(
+    media_key="videos/x/copy.mp4", poster_key="videos/x/poster.jpg",
+    media_content_type="video/mp4", media_size_bytes=1, media_sha256="0" * 64,
+    media_width=16, media_height=9, media_duration_s=1.0,
+)  # fmt: skip
 PRICE = {5: 168, 10: 336}  # Kling 2.0 Master: Fal's $1.40 per 5 s + $0.28/s, + 20 %
 ACTIVE = {"pending", "queued", "processing", "canceling"}
 
@@ -34,6 +39,7 @@ class Job:
     price: int
     status: str = "pending"
     fal_id: str | None = None
+    output: bool = False  # Fal delivered its output; our copy completes the job
 
 
 @dataclass
@@ -53,7 +59,7 @@ step = st.one_of(
     st.tuples(st.just("roll"), st.sampled_from(["2026-10", "2026-11"])),
     *(
         st.tuples(st.just(action), st.integers(0, 7))
-        for action in ("submit", "start", "delivered", "fal_error", "cancel", "deadline")
+        for action in ("submit", "start", "delivered", "fal_error", "copied", "cancel", "deadline")
     ),
 )
 
@@ -132,6 +138,17 @@ async def run_step(
             job.status = target.value
             job.fal_id = job.fal_id or values.get("fal_request_id")
         return
+    if action == "copied":  # the finaliser published our copy of the output
+        async with unit_of_work(sessions) as session:
+            row = await repository.get(session, video_id)
+            assert row is not None
+            completed = await service.complete_with_media(session, row, COPY)
+        if job.output and job.status in {"processing", "canceling"}:
+            assert completed is not None and completed.status == "completed"
+            job.status = "completed"  # canceling too: Fal delivered, the charge stays
+        else:
+            assert completed is None
+        return
     # A webhook from Fal: the video, or an error.
     if job.fal_id is None:
         return
@@ -145,10 +162,11 @@ async def run_step(
         result = await service.finish_by_fal_request(driver, job.fal_id, outcome)
     finally:
         await driver.close()
-    if job.status in {"queued", "processing", "canceling"}:
+    if job.status in {"queued", "processing", "canceling"} and not job.output:
         assert result == "applied"
         if action == "delivered":
-            job.status = "completed"  # canceling too: Fal delivered, the charge stays
+            job.output = True  # waits for our copy: processing (a canceling job stays so)
+            job.status = "canceling" if job.status == "canceling" else "processing"
         else:
             job.status = "canceled" if job.status == "canceling" else "failed"
             books.balance += job.price

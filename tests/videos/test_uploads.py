@@ -1,55 +1,110 @@
+"""Uploads are ours: decoded whole before they are accepted, stored in our media store, and
+handed to Fal as a signed URL of our copy."""
+
+import io
 import uuid
 from pathlib import Path
 
 import httpx
+from PIL import Image
 
 from app.fal.simulator.process import SimulatorProcess
 from tests.support.apps import AppProcess
 from tests.support.factories import create_user
 from tests.support.jobs import I2V, finished
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+def png(width: int = 64, height: int = 48) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(out, "PNG")
+    return out.getvalue()
+
+
+PNG = png()
 
 
 async def test_an_uploaded_image_feeds_an_image_to_video_job(
     fal_app: tuple[AppProcess, httpx.AsyncClient], simulator: SimulatorProcess
 ) -> None:
-    _, client = fal_app
+    app, client = fal_app
     user = await create_user(client, credits=500)
     response = await client.post(
         "/api/uploads", files={"file": ("cat.png", PNG, "image/png")}, headers=user.auth
     )
     assert response.status_code == 201, response.text
     uploaded = response.json()
-    assert uploaded["content_type"] == "image/png" and uploaded["size"] == len(PNG)
-    async with httpx.AsyncClient(verify=simulator.ssl_context()) as storage:
-        assert (await storage.get(uploaded["url"])).content == PNG
+    assert uploaded["image_url"] == f"upload:{uploaded['id']}"
+    assert (uploaded["content_type"], uploaded["size"]) == ("image/png", len(PNG))
+    assert (uploaded["width"], uploaded["height"]) == (64, 48)
+    assert uploaded["url"].startswith(f"{app.url}/media/uploads/{user.id}/")
+    assert (await client.get(uploaded["url"])).content == PNG  # served by us, not Fal
 
     created = await client.post(
         "/api/videos",
-        json={"model": I2V, "prompt": "the cat wakes up", "image_url": uploaded["url"]},
+        json={"model": I2V, "prompt": "the cat wakes up", "image_url": uploaded["image_url"]},
         headers={**user.auth, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert created.status_code == 202, created.text
+    assert created.json()["image_url"] == uploaded["image_url"]
     assert (await finished(client, user, created.json()["id"]))["status"] == "completed"
+    # Fal was given a signed URL of our copy, which serves the very bytes uploaded.
+    (submission,) = [
+        s for s in simulator.submissions()["submissions"]
+        if s["input"]["prompt"] == "the cat wakes up"
+    ]  # fmt: skip
+    sent = submission["input"]["image_url"]
+    assert sent.startswith(f"{app.url}/media/uploads/{user.id}/")
+    assert (await client.get(sent)).content == PNG
 
 
-async def test_uploads_accept_only_images_within_the_limit(
+async def test_an_upload_is_its_owners_only(fal_app: tuple[AppProcess, httpx.AsyncClient]) -> None:
+    _, client = fal_app
+    owner, other = await create_user(client, credits=500), await create_user(client, credits=500)
+    uploaded = await client.post(
+        "/api/uploads", files={"file": ("cat.png", PNG, "image/png")}, headers=owner.auth
+    )
+    for image_url in (uploaded.json()["image_url"], f"upload:{uuid.uuid4()}"):
+        refused = await client.post(
+            "/api/videos",
+            json={"model": I2V, "prompt": "not yours", "image_url": image_url},
+            headers={**other.auth, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert refused.status_code == 422 and refused.json()["code"] == "upload_not_found"
+    malformed = await client.post(
+        "/api/videos",
+        json={"model": I2V, "prompt": "not an id", "image_url": "upload:cat"},
+        headers={**other.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert malformed.status_code == 422 and malformed.json()["code"] == "invalid_image_url"
+    balance = (await client.get("/api/credits", headers=other.auth)).json()["balance"]
+    assert balance == 500  # nothing charged
+
+
+async def test_uploads_accept_only_whole_images_within_the_limit(
     database_url: str, simulator: SimulatorProcess, tmp_path: Path
 ) -> None:
-    app = AppProcess(database_url, simulator, tmp_path, MAX_UPLOAD_BYTES="1000").start()
+    app = AppProcess(database_url, simulator, tmp_path, MAX_UPLOAD_BYTES="2000").start()
     try:
         async with httpx.AsyncClient(base_url=app.url) as client:
             user = await create_user(client)
-            text = await client.post(
-                "/api/uploads", files={"file": ("a.png", b"hello", "image/png")}, headers=user.auth
-            )
-            assert text.status_code == 415 and text.json()["code"] == "unsupported_image_type"
-            big = await client.post(
-                "/api/uploads", files={"file": ("a.png", PNG * 20, "image/png")}, headers=user.auth
-            )
-            assert big.status_code == 413 and big.json()["code"] == "upload_too_large"
-            anonymous = await client.post("/api/uploads", files={"file": ("a.png", PNG)})
-            assert anonymous.status_code == 401
+
+            async def upload(data: bytes, auth: dict[str, str] = user.auth) -> httpx.Response:
+                return await client.post(
+                    "/api/uploads", files={"file": ("a.png", data, "image/png")}, headers=auth
+                )
+
+            for not_an_image in (
+                b"hello",
+                b"\x89PNG\r\n\x1a\n<html><script>alert(1)</script></html>",  # a PNG in name
+                PNG[: len(PNG) // 2],  # truncated
+            ):
+                refused = await upload(not_an_image)
+                assert refused.status_code == 415, refused.text
+                assert refused.json()["code"] == "unsupported_image_type"
+            big = await upload(png(400, 400) + b"\x00" * 4000)
+            assert big.status_code == 413
+            assert big.json()["code"] in {"upload_too_large", "payload_too_large"}
+            assert (await upload(PNG, auth={})).status_code == 401
+            assert (await upload(PNG)).status_code == 201
     finally:
         app.stop()

@@ -15,6 +15,14 @@ from app.core.errors import AppError
 
 REPLAY_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
+# What `require_idempotency_key` accepts, for the OpenAPI document: a required, non-null
+# string. The signature keeps it optional only so that a missing key is our 400, not a 422.
+IDEMPOTENCY_KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_KEY_LENGTH,
+    "pattern": "^[!-~]+$",
+}
 
 
 class IdempotencyKeyMissing(AppError):

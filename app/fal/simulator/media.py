@@ -6,6 +6,7 @@ probes accept, without the simulator depending on ffmpeg.
 """
 
 import secrets
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -34,6 +35,7 @@ class StoredFile:
     data: bytes
     content_type: str
     file_name: str
+    stored_at: float = field(default_factory=time.time)
 
 
 @dataclass

@@ -48,6 +48,9 @@ class SimulatorSettings(BaseSettings):
     cancel_running: bool = True
     # A submit is accepted at once but answered this late (a slow or lost answer).
     submit_delay_s: float = Field(default=0.0, ge=0.0)
+    # Fal's files do not last forever (its retention is not published): an output or upload
+    # is 404 this long after it was made. Unset: kept while the simulator runs.
+    file_ttl_s: float | None = Field(default=None, gt=0.0)
     # Sent as X-Fal-Webhook-User-Id and covered by the signature.
     user_id: str = "fal-simulator-user"
     # Each submission is validated against its endpoint's schema from this file, and refused

@@ -10,13 +10,14 @@ and `CDN_URL` at the simulator makes every step land here.
 
 import datetime as dt
 import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from app.fal.simulator.media import SAMPLE_PATH, StoredFile
-from app.fal.simulator.runtime import FalKeyDep, RuntimeDep
+from app.fal.simulator.runtime import FalKeyDep, Runtime, RuntimeDep
 
 router = APIRouter(tags=["fal storage"])
 
@@ -96,14 +97,24 @@ async def storage_put(
     return Response(status_code=200)
 
 
+def _fresh(runtime: Runtime, made_at: float | None) -> bool:
+    ttl = runtime.settings.file_ttl_s
+    return ttl is None or made_at is None or time.time() < made_at + ttl
+
+
 @router.get("/files/{key:path}")
 async def download(key: str, runtime: RuntimeDep) -> Response:
-    """Public, like Fal's CDN: whoever has the URL may fetch it."""
-    if stored := runtime.uploads.files.get(key):
+    """Public, like Fal's CDN: whoever has the URL may fetch it, until FILE_TTL_S passes."""
+    if (stored := runtime.uploads.files.get(key)) and _fresh(runtime, stored.stored_at):
         return Response(stored.data, media_type=stored.content_type)
     request_id = key.removesuffix(".mp4")
     job = runtime.queue.jobs.get(request_id)
-    if key.endswith(".mp4") and job is not None and job.output_ready:
+    if (
+        key.endswith(".mp4")
+        and job is not None
+        and job.output_ready
+        and _fresh(runtime, job.completed_at)
+    ):
         # FileResponse answers Range requests, which browsers' <video> elements send.
         return FileResponse(SAMPLE_PATH, media_type=runtime.video.content_type)
     return JSONResponse({"detail": "File not found"}, status_code=404)
