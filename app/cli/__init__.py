@@ -8,6 +8,7 @@ import typer
 from app.cli import audit, dev, maintenance, serve, simulator, smoke
 from app.cli.backup import backup_app
 from app.cli.credits import credits_app
+from app.cli.media import media_app
 from app.cli.migrate import migrate_app
 from app.cli.models import models_app
 
@@ -16,6 +17,7 @@ app.add_typer(migrate_app, name="migrate")
 app.add_typer(backup_app, name="backup")
 app.add_typer(credits_app, name="credits")
 app.add_typer(models_app, name="models")
+app.add_typer(media_app, name="media")
 # `vidgen --help` lists these in this order.
 app.command()(maintenance.maintenance)
 app.command()(smoke.smoke)

@@ -31,6 +31,9 @@ BAD_INPUT_TAG = "#badinput"
 ODD_STATUS_TAG = "#oddstatus"
 HOLD_TAG = "#hold"
 SLOW_TAG = "#slow"
+# The output file, once ready: not a video (`#notvideo`), or sent slowly (`#trickle`, ~3 s).
+NOT_VIDEO_TAG = "#notvideo"
+TRICKLE_TAG = "#trickle"
 SLOW_FACTOR = 10
 # Share of the delay spent IN_QUEUE; the rest is IN_PROGRESS.
 QUEUE_SHARE = 1 / 3
@@ -126,7 +129,10 @@ class Job:
     def tags(self) -> list[str]:
         prompt = self.model_input.get("prompt")
         text = prompt if isinstance(prompt, str) else ""
-        tags = (FAIL_TAG, BAD_INPUT_TAG, ODD_STATUS_TAG, HOLD_TAG, SLOW_TAG)
+        tags = (
+            FAIL_TAG, BAD_INPUT_TAG, ODD_STATUS_TAG, HOLD_TAG, SLOW_TAG, NOT_VIDEO_TAG,
+            TRICKLE_TAG,
+        )  # fmt: skip
         return [tag for tag in tags if tag in text]
 
     @property

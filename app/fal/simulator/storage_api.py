@@ -8,14 +8,17 @@ the raw bytes to `{CDN_URL}/files/upload` with `Authorization: {token_type} {tok
 and `CDN_URL` at the simulator makes every step land here.
 """
 
+import asyncio
 import datetime as dt
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
+from app.fal.simulator.jobs import NOT_VIDEO_TAG, TRICKLE_TAG
 from app.fal.simulator.media import SAMPLE_PATH, StoredFile
 from app.fal.simulator.runtime import FalKeyDep, Runtime, RuntimeDep
 
@@ -97,6 +100,14 @@ async def storage_put(
     return Response(status_code=200)
 
 
+async def _trickle(data: bytes) -> AsyncIterator[bytes]:
+    """The bytes over about three seconds: a download that is still running when looked at."""
+    chunk = max(len(data) // 60, 1)
+    for start in range(0, len(data), chunk):
+        yield data[start : start + chunk]
+        await asyncio.sleep(0.05)
+
+
 def _fresh(runtime: Runtime, made_at: float | None) -> bool:
     ttl = runtime.settings.file_ttl_s
     return ttl is None or made_at is None or time.time() < made_at + ttl
@@ -115,6 +126,15 @@ async def download(key: str, runtime: RuntimeDep) -> Response:
         and job.output_ready
         and _fresh(runtime, job.completed_at)
     ):
+        if NOT_VIDEO_TAG in job.tags:
+            return Response(b"<html>an error page, not a video</html>", media_type="video/mp4")
+        if TRICKLE_TAG in job.tags:
+            data = SAMPLE_PATH.read_bytes()
+            return StreamingResponse(
+                _trickle(data),
+                media_type=runtime.video.content_type,
+                headers={"Content-Length": str(len(data))},
+            )
         # FileResponse answers Range requests, which browsers' <video> elements send.
         return FileResponse(SAMPLE_PATH, media_type=runtime.video.content_type)
     return JSONResponse({"detail": "File not found"}, status_code=404)
