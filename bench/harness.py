@@ -139,6 +139,8 @@ class AppServer:
             # Production refuses a webhook address Fal cannot reach; creates are benchmarked
             # with dispatch off, and webhooks are posted to the app directly.
             "PUBLIC_BASE_URL": "https://vidgen.bench.example",
+            "MEDIA_SIGNING_KEY": "bench-media-signing-key-0123456789",
+            "MEDIA_DIR": str(self.log_dir / "media"),
             **self.settings,
         }
         log = self.log_path

@@ -33,6 +33,5 @@ def media_gc(
     database_url()
     result = asyncio.run(_collect(timedelta(hours=min_age_hours)))
     typer.echo(
-        f"removed {result.files} file(s), {result.bytes_freed} bytes freed; "
-        f"{result.kept} kept"
+        f"removed {result.files} file(s), {result.bytes_freed} bytes freed; {result.kept} kept"
     )

@@ -51,6 +51,9 @@ class SimulatorSettings(BaseSettings):
     # Fal's files do not last forever (its retention is not published): an output or upload
     # is 404 this long after it was made. Unset: kept while the simulator runs.
     file_ttl_s: float | None = Field(default=None, gt=0.0)
+    # Served as every successful output instead of the 2-second sample (benchmarks of large
+    # outputs; bench/media.py).
+    output_file: Path | None = None
     # Sent as X-Fal-Webhook-User-Id and covered by the signature.
     user_id: str = "fal-simulator-user"
     # Each submission is validated against its endpoint's schema from this file, and refused

@@ -136,5 +136,6 @@ async def download(key: str, runtime: RuntimeDep) -> Response:
                 headers={"Content-Length": str(len(data))},
             )
         # FileResponse answers Range requests, which browsers' <video> elements send.
-        return FileResponse(SAMPLE_PATH, media_type=runtime.video.content_type)
+        output = runtime.settings.output_file or SAMPLE_PATH
+        return FileResponse(output, media_type=runtime.video.content_type)
     return JSONResponse({"detail": "File not found"}, status_code=404)
