@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -67,6 +68,18 @@ async def user_with_credits(client: httpx.AsyncClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {user['api_key']}"}
 
 
+async def until_finished(
+    client: httpx.AsyncClient, auth: dict[str, str], video_id: str
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        video: dict[str, Any] = (await client.get(f"/api/videos/{video_id}", headers=auth)).json()
+        if video["status"] in {"completed", "failed", "canceled"}:
+            return video
+        await asyncio.sleep(0.2)  # a benchmark waiting for its job, not a test
+    raise TimeoutError(f"video {video_id} did not finish")
+
+
 async def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="vidgen-bench-media-"))
     output = state / "large.mp4"
@@ -90,11 +103,8 @@ async def main() -> None:
                     json={"model": "kling-v2-master-t2v", "prompt": "a large one"},
                     headers={**auth, "Idempotency-Key": str(uuid.uuid4())},
                 )
-                video_id = created.json()["id"]
-                while (video := (await client.get(f"/api/videos/{video_id}", headers=auth)).json())[
-                    "status"
-                ] not in {"completed", "failed", "canceled"}:
-                    await asyncio.sleep(0.2)  # a benchmark waiting for its job, not a test
+                video = await until_finished(client, auth, created.json()["id"])
+                video_id = video["id"]
                 peak = peak_rss_mb(worker)
                 assert video["status"] == "completed", video
                 assert video["video"]["size_bytes"] == size
