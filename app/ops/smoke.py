@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from app.media.download import sniff_video
+
 SMOKE_EMAIL = "smoke-test@example.com"
 SMOKE_PROMPT = "vidgen smoke test: a slow pan over a calm lake"
 TERMINAL = {"completed", "failed", "canceled"}
@@ -133,7 +135,14 @@ class SmokeSuite:
         kinds = [t["kind"] for t in ledger["data"] if t["video_id"] == video["id"]]
         if kinds != ["debit"]:
             raise CheckFailed(f"video {video['id']} ledger rows {kinds}, expected one debit")
-        return f"{video['id']} completed, charged {video['credits_charged']} once"
+        # Our copy, where clients play it from: the signed URL serves the video's first bytes.
+        media = await self.client.get(video["video"]["url"], headers={"Range": "bytes=0-15"})
+        if media.status_code not in (200, 206) or sniff_video(media.content) is None:
+            raise CheckFailed(f"video {video['id']} media: {media.status_code} {media.text[:100]}")
+        return (
+            f"{video['id']} completed, charged {video['credits_charged']} once, "
+            f"its {video['video']['size_bytes']}-byte copy served"
+        )
 
     async def health(self) -> str:
         response = await self.client.get("/api/health")
