@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     events_poll_interval_s: float = Field(default=1.0, gt=0)
     # Open streams per user in one process (each replica counts its own); the next is 429.
     max_streams_per_user: int = Field(default=5, ge=1)
+    # Open streams a process holds for everyone together: each costs a task and a socket.
+    max_streams_per_process: int = Field(default=1000, ge=1)
     # A stream then ends; the client reconnects with Last-Event-ID and misses nothing.
     stream_max_lifetime_s: float = Field(default=600.0, gt=0)
     # A `: keep-alive` comment after this long without an event, for proxies' idle timeouts.

@@ -6,9 +6,11 @@ Used by `vidgen dev` (data under `.data/`) and by the test suite (a temporary di
 
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +70,11 @@ def port_is_free(port: int) -> bool:
 
 @dataclass
 class LocalPostgres:
+    """A cluster under `data_dir`. Only its owner gets in: TCP on 127.0.0.1 needs the
+    password (SCRAM) kept in `<data_dir>.password` (mode 0600), and the Unix socket lives in
+    the data directory (mode 0700). A `throwaway` cluster (tests, benchmarks) trusts local
+    connections instead; it lives in a fresh temporary directory for one run."""
+
     data_dir: Path
     port: int
     throwaway: bool = False
@@ -76,13 +83,20 @@ class LocalPostgres:
         self.bin_dir = find_bin_dir()
         # initdb refuses root; run the cluster as an unprivileged account instead.
         self.run_as = "postgres" if os.geteuid() == 0 else None
+        self.password_file = self.data_dir.with_name(self.data_dir.name + ".password")
+        self._handed_password: Path | None = None
+
+    def _credentials(self) -> str:
+        if self.password_file.exists():
+            return f"postgres:{self.password_file.read_text().strip()}"
+        return "postgres"  # a throwaway cluster, or one made before passwords (trust)
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url_for("postgres")
 
     def url_for(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{self._credentials()}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -119,10 +133,14 @@ class LocalPostgres:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._chown(self.data_dir)
             os.chmod(self.data_dir, 0o700)
-            self._run(
-                "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                "--encoding=UTF8", "--locale=C.UTF-8",
-            )  # fmt: skip
+            try:
+                self._run(
+                    "initdb", "-D", str(self.data_dir), "-U", "postgres",
+                    "--encoding=UTF8", "--locale=C.UTF-8", *self._auth_options(),
+                )  # fmt: skip
+            finally:
+                if self._handed_password is not None:
+                    self._handed_password.unlink(missing_ok=True)
         if self.is_running():
             # Left running by an earlier `vidgen dev`: reuse it, on the port it listens on.
             self.port = int((self.data_dir / "postmaster.pid").read_text().splitlines()[3])
@@ -140,6 +158,21 @@ class LocalPostgres:
             "-l", str(self.data_dir / "server.log"), "-o", " ".join(options),
         )  # fmt: skip
 
+    def _auth_options(self) -> list[str]:
+        if self.throwaway:
+            return ["--auth=trust"]
+        password = secrets.token_urlsafe(24)
+        self.password_file.touch(mode=0o600)
+        self.password_file.write_text(password + "\n")
+        # initdb wants an empty data directory: the password goes through a private temp file
+        # the server's account can read, removed once initdb has run.
+        descriptor, name = tempfile.mkstemp(prefix="vidgen-initdb-")
+        with os.fdopen(descriptor, "w") as handed:
+            handed.write(password + "\n")
+        self._handed_password = Path(name)
+        self._chown(self._handed_password)
+        return ["--auth=scram-sha-256", f"--pwfile={name}"]
+
     def is_running(self) -> bool:
         status = [str(self.bin_dir / "pg_ctl"), "status", "-D", str(self.data_dir)]
         result = subprocess.run(status, user=self.run_as, capture_output=True, check=False)
@@ -152,3 +185,4 @@ class LocalPostgres:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.password_file.unlink(missing_ok=True)

@@ -82,16 +82,18 @@ class Dispatcher:
                 limit=self.settings.reconcile_batch,
                 video_id=video_id,
             )
-            jobs = [
-                (video, await _model(session, video), await self._image_for_fal(session, video))
-                for video in claimed
-            ]
-        for video, model, image_url in jobs:
+        for video in claimed:
+            # Each job on its own, after the claim committed: a row nothing can be made of
+            # (one written by another app sharing the table) is logged and left to its lease
+            # and deadline, and never holds up the others.
             try:
+                async with self.sessions() as session:
+                    model = await _model(session, video)
+                    image_url = await self._image_for_fal(session, video)
                 await self._submit_one(video, model, image_url)
-            except Exception:  # one job's failure must not stop the others (lease retries it)
+            except Exception:
                 logger.exception("submitting video %s failed", video.id)
-        return len(jobs)
+        return len(claimed)
 
     async def _image_for_fal(self, session: AsyncSession, video: Video) -> str | None:
         """For an `upload:<id>` image, a signed URL of our copy that Fal can fetch (through

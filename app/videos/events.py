@@ -7,7 +7,8 @@ sees one read per interval however many streams are open. It reads the rows (not
 memory), so a change made by any replica shows up.
 
 Limits, all per process (each replica and each uvicorn worker counts its own):
-MAX_STREAMS_PER_USER open streams per user (the next one is 429 `too_many_streams`), each
+MAX_STREAMS_PER_USER open streams per user and MAX_STREAMS_PER_PROCESS in all (the next one
+is 429 `too_many_streams`), each
 ending after STREAM_MAX_LIFETIME_S (the client reconnects with Last-Event-ID and misses
 nothing), with a `: keep-alive` comment after STREAM_KEEPALIVE_S without an event.
 """
@@ -117,6 +118,7 @@ class VideoWatch:
         self.links = links
         self.interval_s = settings.events_poll_interval_s
         self.max_per_user = settings.max_streams_per_user
+        self.max_total = settings.max_streams_per_process
         self.lifetime_s = settings.stream_max_lifetime_s
         self.keepalive_s = settings.stream_keepalive_s
         self._by_video: dict[uuid.UUID, set[Stream]] = {}
@@ -143,6 +145,13 @@ class VideoWatch:
         count and the registration, so concurrent opens cannot overshoot the cap.
         """
         loop = asyncio.get_running_loop()
+        open_streams = sum(len(streams) for streams in self._by_user.values())
+        if open_streams >= self.max_total:
+            raise TooManyStreams(
+                f"this server holds its most event streams (MAX_STREAMS_PER_PROCESS = "
+                f"{self.max_total}); retry shortly, or read the video instead",
+                headers={"Retry-After": "5"},
+            )
         mine = self._by_user.get(user_id, set())
         if len(mine) >= self.max_per_user:
             soonest = min(stream.expires_at for stream in mine) - loop.time()

@@ -10,7 +10,7 @@ in a handful of statements (app/core/sql.py says why); the rest uses the SQLAlch
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import asyncpg
@@ -26,7 +26,7 @@ from app.core.pagination import decode_cursor, encode_cursor
 from app.credits.service import InsufficientCredits
 from app.fal.results import FalOutcome
 from app.users.service import UserNotFound
-from app.videos import repository, uploads_repository
+from app.videos import images, repository, uploads_repository
 from app.videos.models import EventSource, Video, VideoStatus
 from app.videos.schemas import (
     OPTION_FIELDS,
@@ -124,9 +124,14 @@ async def create_video(
     if isinstance(claim, Outcome):
         return claim, None
     priced = price_request(await models.get(driver, request.model), request, settings)
-    upload_id = upload_of(priced.request.image_url)
+    image_url = priced.request.image_url
+    upload_id = upload_of(image_url)
     if upload_id and await uploads_repository.key_of_owned(driver, upload_id, user_id) is None:
         raise UploadNotFound(f"you have no upload {upload_id} (image_url)")
+    if image_url is not None and image_url.startswith("data:"):
+        # Stored as an upload in this transaction: no image inside a row or a response.
+        stored = await images.store_data_uri(driver, links.store, user_id, image_url)
+        priced = replace(priced, request=replace(priced.request, image_url=stored.image_url))
     return await _charge_and_insert(
         driver, user_id, priced, keyed=keyed, claim_id=claim, settings=settings, links=links
     )

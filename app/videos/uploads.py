@@ -1,45 +1,32 @@
 """`POST /api/uploads`: an image for image-to-video, stored by us.
 
 The body is size-limited at the ASGI layer while it streams (app/core/limits.py), written to
-a staging file in chunks, and decoded whole with Pillow before it is accepted: a PNG
-signature followed by anything else is refused. The answer's `image_url` (`upload:<id>`)
+a staging file in chunks, and decoded whole with Pillow before it is accepted
+(app/videos/images.py). The answer's `image_url` (`upload:<id>`)
 is what POST /api/videos takes; at submit Fal gets a signed URL of our copy
 (app/videos/dispatch.py), so the image outlives Fal's storage and never passes through it.
 """
 
-import asyncio
 import hashlib
 import uuid
-import warnings
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
-from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
 from app.core import ratelimit
-from app.core.columns import utcnow
 from app.core.deps import DbDep, SettingsDep
 from app.core.errors import AppError, Unauthorized, problem_responses
 from app.core.ratelimit import RateLimited
 from app.media.store import MediaStore, staging_file
 from app.users.deps import CurrentUser
-from app.videos import uploads_repository
-from app.videos.schemas import UPLOAD_SCHEME
+from app.videos import images
+from app.videos.images import UnsupportedImage
 
 router = APIRouter(tags=["uploads"])
 
-# What Pillow may decode, by the format it finds in the bytes (not the client's word).
-FORMATS = {"PNG": ("image/png", "png"), "JPEG": ("image/jpeg", "jpg"),
-           "WEBP": ("image/webp", "webp"), "GIF": ("image/gif", "gif")}  # fmt: skip
-# Larger images are refused before decoding (a small file can claim a huge canvas).
-MAX_PIXELS = 40_000_000
 CHUNK_BYTES = 256 * 1024
-
-
-class UnsupportedImage(AppError):
-    status, code, title = 415, "unsupported_image_type", "Not a PNG, JPEG, WebP or GIF image"
 
 
 class UploadTooLarge(AppError):
@@ -55,25 +42,6 @@ class Uploaded(BaseModel):
     width: int
     height: int
     sha256: str
-
-
-def decode_image(path: Path) -> tuple[str, str, int, int]:
-    """(content type, extension, width, height) of a whole, decodable image; else 415."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                found = FORMATS.get(image.format or "")
-                if found is None:
-                    raise UnsupportedImage(f"{image.format} images are not accepted")
-                if image.width * image.height > MAX_PIXELS:
-                    raise UnsupportedImage(f"images are limited to {MAX_PIXELS} pixels")
-                image.load()  # decodes every byte: a truncated or disguised file fails here
-                return (*found, image.width, image.height)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise UnsupportedImage("the file is not a whole PNG, JPEG, WebP or GIF image") from error
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise UnsupportedImage(f"images are limited to {MAX_PIXELS} pixels") from error
 
 
 async def _stage(file: UploadFile, staged: Path, max_bytes: int) -> tuple[int, str]:
@@ -107,24 +75,18 @@ async def upload_image(
     staged = staging_file(store)
     try:
         size, sha256 = await _stage(file, staged, settings.max_upload_bytes)
-        content_type, extension, width, height = await asyncio.to_thread(decode_image, staged)
-        upload_id = uuid.uuid4()
-        key = f"uploads/{user.id}/{upload_id}.{extension}"
-        await store.publish(key, staged, content_type)
+        image = await images.store_staged(
+            db.driver, store, user.id, staged, size=size, sha256=sha256
+        )
     finally:
         staged.unlink(missing_ok=True)
-    # Published first: a crash before this insert leaves a file no row points at (gc).
-    await uploads_repository.insert(
-            db.driver, id=upload_id, user_id=user.id, key=key, content_type=content_type,
-            size_bytes=size, width=width, height=height, sha256=sha256, now=utcnow(),
-    )  # fmt: skip
     return Uploaded(
-        id=upload_id,
-        image_url=f"{UPLOAD_SCHEME}{upload_id}",
-        url=store.url(key, settings.media_url_ttl_s),
-        content_type=content_type,
-        size=size,
-        width=width,
-        height=height,
-        sha256=sha256,
+        id=image.id,
+        image_url=image.image_url,
+        url=store.url(image.key, settings.media_url_ttl_s),
+        content_type=image.content_type,
+        size=image.size,
+        width=image.width,
+        height=image.height,
+        sha256=image.sha256,
     )

@@ -23,7 +23,7 @@ CREATE INDEX "videos_media_kept_idx" ON "videos" ("completedAt")
 
 -- Images uploaded for image-to-video, stored by us; `upload:<id>` is their image_url.
 CREATE TABLE "uploads" (
-    "id" UUID NOT NULL,
+    "id" UUID NOT NULL DEFAULT gen_random_uuid(),
     "userId" UUID NOT NULL,
     "key" TEXT NOT NULL,
     "contentType" TEXT NOT NULL,
@@ -35,7 +35,7 @@ CREATE TABLE "uploads" (
 
     CONSTRAINT "uploads_pkey" PRIMARY KEY ("id"),
     CONSTRAINT "uploads_userId_fkey" FOREIGN KEY ("userId") REFERENCES "users"("id")
-        ON DELETE CASCADE ON UPDATE CASCADE
+        ON DELETE RESTRICT ON UPDATE CASCADE
 );
 CREATE UNIQUE INDEX "uploads_key_key" ON "uploads" ("key");
 CREATE INDEX "uploads_userId_createdAt_idx" ON "uploads" ("userId", "createdAt");

@@ -74,7 +74,9 @@ def s3_bucket(s3_client: Any) -> Iterator[str]:
     s3_client.create_bucket(Bucket=name)
     yield name
     for upload in s3_client.list_multipart_uploads(Bucket=name).get("Uploads", []):
-        s3_client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        s3_client.abort_multipart_upload(
+            Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"]
+        )
     for item in s3_client.list_objects_v2(Bucket=name).get("Contents", []):
         s3_client.delete_object(Bucket=name, Key=item["Key"])
     s3_client.delete_bucket(Bucket=name)

@@ -12,8 +12,14 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from app.media.store import S3_PART_BYTES, LocalMediaStore, MediaStore, S3MediaStore, open_store
-from app.media.store import staging_file
+from app.media.store import (
+    S3_PART_BYTES,
+    LocalMediaStore,
+    MediaStore,
+    S3MediaStore,
+    open_store,
+    staging_file,
+)
 from tests.media.conftest import LOCAL_BASE_URL
 from tests.support.apps import live_server
 

@@ -317,3 +317,20 @@ async def test_sigterm_ends_open_streams_at_once(
             assert app.process.returncode in (0, -signal.SIGTERM)
     finally:
         app.stop()
+
+
+async def test_a_process_holds_at_most_its_total_of_streams(database_url: str) -> None:
+    settings = make_settings(database_url, max_streams_per_process=2, **FAST)
+    async with live_server(settings) as url, httpx.AsyncClient(base_url=url) as client:
+        first, second = (
+            await create_user(client, credits=500),
+            await create_user(client, credits=500),
+        )
+        mine = (await create(client, first))["id"]
+        async with open_events(client, first, mine) as one, open_events(client, first, mine) as two:
+            await one.next_event()
+            await two.next_event()
+            theirs = (await create(client, second))["id"]
+            refused = await client.get(f"/api/videos/{theirs}/events", headers=second.auth)
+            assert refused.status_code == 429 and refused.json()["code"] == "too_many_streams"
+            assert "MAX_STREAMS_PER_PROCESS" in refused.json()["detail"]

@@ -1,15 +1,21 @@
 """Uploads are ours: decoded whole before they are accepted, stored in our media store, and
 handed to Fal as a signed URL of our copy."""
 
+import base64
 import io
+import os
 import uuid
 from pathlib import Path
 
+import asyncpg
 import httpx
+import pytest
+from fastapi import FastAPI
 from PIL import Image
 
+from app.core.config import Settings
 from app.fal.simulator.process import SimulatorProcess
-from tests.support.apps import AppProcess
+from tests.support.apps import AppProcess, make_settings
 from tests.support.factories import create_user
 from tests.support.jobs import I2V, finished
 
@@ -108,3 +114,53 @@ async def test_uploads_accept_only_whole_images_within_the_limit(
             assert (await upload(PNG)).status_code == 201
     finally:
         app.stop()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url, max_active_jobs_per_user=1000)
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """A PNG that does not compress: random pixels."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_a_data_uri_image_is_stored_as_an_upload_and_pages_stay_small(
+    app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    user = await create_user(client, credits=100_000)
+    image = noise_png(400, 400)  # ~480 KB, ~640 KB as base64
+    data_uri = "data:image/png;base64," + base64.b64encode(image).decode()
+    for _ in range(100):
+        created = await client.post(
+            "/api/videos",
+            json={"model": I2V, "prompt": "the cat turns", "image_url": data_uri},
+            headers={**user.auth, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert created.status_code == 202, created.text
+        assert created.json()["image_url"].startswith("upload:")
+    rows = await db.fetch('SELECT "imageUrl" FROM videos WHERE "userId" = $1', user.id)
+    assert len(rows) == 100 and all(r["imageUrl"].startswith("upload:") for r in rows)
+    keys = await db.fetch('SELECT key FROM uploads WHERE "userId" = $1', user.id)
+    stored = app.state.media.path_of(keys[0]["key"]).read_bytes()
+    assert len(keys) == 100 and stored == image
+
+    page = await client.get("/api/videos?limit=100", headers=user.auth)
+    assert len(page.json()["data"]) == 100
+    assert len(page.content) < 200_000, len(page.content)
+    print(f"\n[figures] a 100-video page of data:-URI creates: {len(page.content)} bytes")
+
+    disguised = (
+        "data:image/png;base64,"
+        + base64.b64encode(b"\x89PNG\r\n\x1a\n<html><script>alert(1)</script></html>").decode()
+    )
+    refused = await client.post(
+        "/api/videos",
+        json={"model": I2V, "prompt": "x", "image_url": disguised},
+        headers={**user.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert refused.status_code == 415 and refused.json()["code"] == "unsupported_image_type"
+    assert await db.fetchval('SELECT count(*) FROM videos WHERE "userId" = $1', user.id) == 100
