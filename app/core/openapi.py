@@ -36,6 +36,17 @@ from app.core.limits import HeadersTooLarge, PayloadTooLarge
 
 SCHEMAS = "#/components/schemas/"
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+# Response headers, declared so generated clients type them (app/core/middleware.py sets the
+# request id on every answer; 429 and 503 say when to retry; a keyed replay says so).
+REQUEST_ID = {
+    "description": "names the request's log line; sent back when the client sets one",
+    "schema": {"type": "string"},
+}
+RETRY_AFTER = {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
+REPLAYED = {
+    "description": "`true` when this is the stored answer to an earlier request with the key",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,7 @@ class _Builder:
                 used_tags[tag] = None
                 self._errors(route, method, operation)
                 self._parameters(operation)
+                self._headers(operation)
                 self._request_body(name, operation, components)
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
@@ -195,6 +207,16 @@ class _Builder:
             if parameter.get("name") == "Idempotency-Key":
                 parameter["required"] = True
                 parameter["schema"] = dict(IDEMPOTENCY_KEY_SCHEMA)
+
+    def _headers(self, operation: dict[str, Any]) -> None:
+        keyed = any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", []))
+        for status, response in operation["responses"].items():
+            headers = response.setdefault("headers", {})
+            headers["X-Request-Id"] = REQUEST_ID
+            if status in {"429", "503"}:
+                headers["Retry-After"] = RETRY_AFTER
+            if keyed and status.startswith("2"):
+                headers["Idempotent-Replayed"] = REPLAYED
 
     def _request_body(
         self, name: str, operation: dict[str, Any], components: dict[str, Any]

@@ -729,6 +729,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -738,6 +740,8 @@ export interface operations {
             /** @description `invalid_cursor`: Invalid cursor */
             400: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -747,6 +751,8 @@ export interface operations {
             /** @description `unauthorized`: Unauthorized */
             401: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -756,6 +762,8 @@ export interface operations {
             /** @description `validation_error`: Invalid request */
             422: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -765,6 +773,8 @@ export interface operations {
             /** @description `request_header_fields_too_large`: Request headers too large */
             431: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -774,6 +784,8 @@ export interface operations {
             /** @description `internal_error`: Internal error */
             500: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -783,6 +795,10 @@ export interface operations {
             /** @description `auth_provider_unavailable`: Identity provider unavailable; `database_unavailable`: Database unavailable */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -803,6 +819,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -812,6 +830,8 @@ export interface operations {
             /** @description `request_header_fields_too_large`: Request headers too large */
             431: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -821,6 +841,8 @@ export interface operations {
             /** @description `internal_error`: Internal error */
             500: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -830,6 +852,10 @@ export interface operations {
             /** @description Database unreachable or schema behind */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -850,6 +876,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -859,6 +887,8 @@ export interface operations {
             /** @description `unauthorized`: Unauthorized */
             401: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -868,6 +898,8 @@ export interface operations {
             /** @description `request_header_fields_too_large`: Request headers too large */
             431: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -877,6 +909,8 @@ export interface operations {
             /** @description `internal_error`: Internal error */
             500: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -886,6 +920,10 @@ export interface operations {
             /** @description `auth_provider_unavailable`: Identity provider unavailable; `database_unavailable`: Database unavailable */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -910,6 +948,8 @@ export interface operations {
             /** @description Successful Response */
             201: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -919,6 +959,8 @@ export interface operations {
             /** @description `malformed_body`: Request body could not be parsed */
             400: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -928,6 +970,8 @@ export interface operations {
             /** @description `unauthorized`: Unauthorized */
             401: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -937,6 +981,8 @@ export interface operations {
             /** @description `upload_too_large`: Upload too large; `payload_too_large`: Request body too large */
             413: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -946,6 +992,8 @@ export interface operations {
             /** @description `unsupported_image_type`: Not a PNG, JPEG, WebP or GIF image */
             415: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -955,6 +1003,8 @@ export interface operations {
             /** @description `validation_error`: Invalid request */
             422: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -964,6 +1014,10 @@ export interface operations {
             /** @description `rate_limited`: Too many requests */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -973,6 +1027,8 @@ export interface operations {
             /** @description `request_header_fields_too_large`: Request headers too large */
             431: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -982,6 +1038,8 @@ export interface operations {
             /** @description `internal_error`: Internal error */
             500: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -991,6 +1049,10 @@ export interface operations {
             /** @description `auth_provider_unavailable`: Identity provider unavailable; `database_unavailable`: Database unavailable; `maintenance`: Down for maintenance */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1015,6 +1077,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1024,6 +1088,8 @@ export interface operations {
             /** @description `invalid_cursor`: Invalid cursor */
             400: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1033,6 +1099,8 @@ export interface operations {
             /** @description `unauthorized`: Unauthorized */
             401: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1042,6 +1110,8 @@ export interface operations {
             /** @description `validation_error`: Invalid request */
             422: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1051,6 +1121,8 @@ export interface operations {
             /** @description `request_header_fields_too_large`: Request headers too large */
             431: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1060,6 +1132,8 @@ export interface operations {
             /** @description `internal_error`: Internal error */
             500: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1069,6 +1143,10 @@ export interface operations {
             /** @description `auth_provider_unavailable`: Identity provider unavailable; `database_unavailable`: Database unavailable */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1096,6 +1174,10 @@ export interface operations {
             /** @description Successful Response */
             202: {
                 headers: {
+                    /** @description `true` when this is the stored answer to an earlier request with the key */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1105,6 +1187,8 @@ export interface operations {
             /** @description `idempotency_key_missing`: Idempotency-Key header required; `idempotency_key_invalid`: Malformed Idempotency-Key; `malformed_body`: Request body could not be parsed */
             400: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1114,6 +1198,8 @@ export interface operations {
             /** @description `unauthorized`: Unauthorized */
             401: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1123,6 +1209,8 @@ export interface operations {
             /** @description `insufficient_credits`: Insufficient credits */
             402: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1132,6 +1220,8 @@ export interface operations {
             /** @description `model_not_found`: Unknown model */
             404: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1141,6 +1231,8 @@ export interface operations {
             /** @description `idempotency_key_in_flight`: Request with this key in progress */
             409: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1150,6 +1242,8 @@ export interface operations {
             /** @description `payload_too_large`: Request body too large */
             413: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1159,6 +1253,8 @@ export interface operations {
             /** @description `upload_not_found`: No such upload; `image_required`: Image required; `image_not_allowed`: Image not allowed; `invalid_image_url`: Invalid image URL; `prompt_too_long`: Prompt too long; `unsupported_parameter`: Parameter not supported by this model; `unsupported_value`: Value not supported by this model; `unsupported_duration`: Unsupported duration; `unsupported_aspect_ratio`: Unsupported aspect ratio; `unsupported_resolution`: Unsupported resolution; `unsupported_combination`: Options not supported together; `idempotency_key_reused`: Idempotency-Key reused with another request; `validation_error`: Invalid request */
             422: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1168,6 +1264,10 @@ export interface operations {
             /** @description `rate_limited`: Too many requests; `too_many_active_jobs`: Too many active jobs */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1177,6 +1277,8 @@ export interface operations {
             /** @description `request_header_fields_too_large`: Request headers too large */
             431: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1186,6 +1288,8 @@ export interface operations {
             /** @description `internal_error`: Internal error */
             500: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1195,6 +1299,10 @@ export interface operations {
             /** @description `auth_provider_unavailable`: Identity provider unavailable; `database_unavailable`: Database unavailable; `maintenance`: Down for maintenance */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1217,6 +1325,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1226,6 +1336,8 @@ export interface operations {
             /** @description `unauthorized`: Unauthorized */
             401: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1235,6 +1347,8 @@ export interface operations {
             /** @description `video_not_found`: Video not found */
             404: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1244,6 +1358,8 @@ export interface operations {
             /** @description `validation_error`: Invalid request */
             422: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1253,6 +1369,8 @@ export interface operations {
             /** @description `request_header_fields_too_large`: Request headers too large */
             431: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1262,6 +1380,8 @@ export interface operations {
             /** @description `internal_error`: Internal error */
             500: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1271,6 +1391,10 @@ export interface operations {
             /** @description `auth_provider_unavailable`: Identity provider unavailable; `database_unavailable`: Database unavailable */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1293,6 +1417,8 @@ export interface operations {
             /** @description Successful Response */
             204: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1300,6 +1426,8 @@ export interface operations {
             /** @description `unauthorized`: Unauthorized */
             401: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1309,6 +1437,8 @@ export interface operations {
             /** @description `video_not_found`: Video not found */
             404: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1318,6 +1448,8 @@ export interface operations {
             /** @description `video_not_deletable`: Video still running */
             409: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1327,6 +1459,8 @@ export interface operations {
             /** @description `validation_error`: Invalid request */
             422: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1336,6 +1470,8 @@ export interface operations {
             /** @description `request_header_fields_too_large`: Request headers too large */
             431: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1345,6 +1481,8 @@ export interface operations {
             /** @description `internal_error`: Internal error */
             500: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1354,6 +1492,10 @@ export interface operations {
             /** @description `auth_provider_unavailable`: Identity provider unavailable; `database_unavailable`: Database unavailable; `maintenance`: Down for maintenance */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1376,6 +1518,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1385,6 +1529,8 @@ export interface operations {
             /** @description `unauthorized`: Unauthorized */
             401: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1394,6 +1540,8 @@ export interface operations {
             /** @description `video_not_found`: Video not found */
             404: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1403,6 +1551,8 @@ export interface operations {
             /** @description `video_not_cancelable`: Video already finished */
             409: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1412,6 +1562,8 @@ export interface operations {
             /** @description `validation_error`: Invalid request */
             422: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1421,6 +1573,8 @@ export interface operations {
             /** @description `request_header_fields_too_large`: Request headers too large */
             431: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1430,6 +1584,8 @@ export interface operations {
             /** @description `internal_error`: Internal error */
             500: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1439,6 +1595,10 @@ export interface operations {
             /** @description `auth_provider_unavailable`: Identity provider unavailable; `database_unavailable`: Database unavailable; `maintenance`: Down for maintenance */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1464,6 +1624,8 @@ export interface operations {
             /** @description `event: status` with the video on every change, until terminal */
             200: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1473,6 +1635,8 @@ export interface operations {
             /** @description `unauthorized`: Unauthorized */
             401: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1482,6 +1646,8 @@ export interface operations {
             /** @description `video_not_found`: Video not found */
             404: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1491,6 +1657,8 @@ export interface operations {
             /** @description `validation_error`: Invalid request */
             422: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1500,6 +1668,10 @@ export interface operations {
             /** @description `too_many_streams`: Too many open event streams */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1509,6 +1681,8 @@ export interface operations {
             /** @description `request_header_fields_too_large`: Request headers too large */
             431: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1518,6 +1692,8 @@ export interface operations {
             /** @description `internal_error`: Internal error */
             500: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1527,6 +1703,10 @@ export interface operations {
             /** @description `auth_provider_unavailable`: Identity provider unavailable; `database_unavailable`: Database unavailable */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1551,6 +1731,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1560,6 +1742,8 @@ export interface operations {
             /** @description `malformed_body`: Request body could not be parsed */
             400: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1569,6 +1753,8 @@ export interface operations {
             /** @description `unauthorized`: Unauthorized */
             401: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1578,6 +1764,8 @@ export interface operations {
             /** @description `model_not_found`: Unknown model */
             404: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1587,6 +1775,8 @@ export interface operations {
             /** @description `payload_too_large`: Request body too large */
             413: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1596,6 +1786,8 @@ export interface operations {
             /** @description `image_required`: Image required; `image_not_allowed`: Image not allowed; `invalid_image_url`: Invalid image URL; `prompt_too_long`: Prompt too long; `unsupported_parameter`: Parameter not supported by this model; `unsupported_value`: Value not supported by this model; `unsupported_duration`: Unsupported duration; `unsupported_aspect_ratio`: Unsupported aspect ratio; `unsupported_resolution`: Unsupported resolution; `unsupported_combination`: Options not supported together; `validation_error`: Invalid request */
             422: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1605,6 +1797,10 @@ export interface operations {
             /** @description `rate_limited`: Too many requests */
             429: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1614,6 +1810,8 @@ export interface operations {
             /** @description `request_header_fields_too_large`: Request headers too large */
             431: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1623,6 +1821,8 @@ export interface operations {
             /** @description `internal_error`: Internal error */
             500: {
                 headers: {
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1632,6 +1832,10 @@ export interface operations {
             /** @description `auth_provider_unavailable`: Identity provider unavailable; `database_unavailable`: Database unavailable; `maintenance`: Down for maintenance */
             503: {
                 headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description names the request's log line; sent back when the client sets one */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
