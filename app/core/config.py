@@ -121,8 +121,9 @@ class Settings(BaseSettings):
     # A failed copy is retried after this, doubling, until the job's deadline.
     media_copy_backoff_s: float = Field(default=2.0, gt=0)
     media_copy_concurrency: int = Field(default=2, ge=1)
-    # A row being copied is leased this long; the copy (download, probe, upload) must fit.
-    media_copy_lease_s: float = Field(default=900.0, gt=0)
+    # A row being copied is leased this long, renewed every third of it while the copy runs:
+    # after a crash mid-copy, another worker takes it over within this time.
+    media_copy_lease_s: float = Field(default=60.0, gt=0)
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None

@@ -83,8 +83,11 @@ class LocalPostgres:
         self.bin_dir = find_bin_dir()
         # initdb refuses root; run the cluster as an unprivileged account instead.
         self.run_as = "postgres" if os.geteuid() == 0 else None
-        self.password_file = self.data_dir.with_name(self.data_dir.name + ".password")
         self._handed_password: Path | None = None
+
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir.with_name(self.data_dir.name + ".password")
 
     def _credentials(self) -> str:
         if self.password_file.exists():

@@ -167,14 +167,17 @@ class VideoWatch:
         )
         if self._closed:
             stream.end()
+        # The id now: an error raised through this block (a header refused after the stream
+        # opened) rolls back the session that loaded `video`, expiring its attributes.
+        video_id = video.id
         self._by_user.setdefault(user_id, set()).add(stream)
-        self._by_video.setdefault(video.id, set()).add(stream)
+        self._by_video.setdefault(video_id, set()).add(stream)
         self._start(loop)
         try:
             yield stream
         finally:
             self._forget(self._by_user, user_id, stream)
-            self._forget(self._by_video, video.id, stream)
+            self._forget(self._by_video, video_id, stream)
 
     async def follow(
         self, stream: Stream, last_event_id: str | None

@@ -89,6 +89,7 @@ class Finaliser:
         """Copy one job's output and complete it; what happened, as a metrics label."""
         assert video.video_url is not None
         staged, poster = staging_file(self.store), staging_file(self.store)
+        heartbeat = asyncio.create_task(self._keep_lease(video))
         try:
             got = await download(
                 self.client, video.video_url, staged, self.settings.media_max_bytes
@@ -117,6 +118,7 @@ class Finaliser:
             await self._retry_later(video, str(error))
             return "retry"
         finally:
+            heartbeat.cancel()
             staged.unlink(missing_ok=True)
             poster.unlink(missing_ok=True)
         async with unit_of_work(self.sessions) as session:
@@ -126,6 +128,18 @@ class Finaliser:
             return "unneeded"
         self.metrics.media_copied_bytes.inc(got.size)
         return "copied"
+
+    async def _keep_lease(self, video: Video) -> None:
+        """Renew the row's lease every third of it while the copy runs: a large copy keeps
+        its row however long it takes, and a crashed one is picked up within one lease."""
+        lease = self.settings.media_copy_lease_s
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                async with unit_of_work(self.sessions) as session:
+                    await repository.extend_copy_lease(session, video.id, lease)
+            except Exception:  # a database blip: the copy goes on, the next beat retries
+                logger.warning("could not extend the copy lease of video %s", video.id)
 
     async def _retry_later(self, video: Video, reason: str) -> None:
         backoff = min(

@@ -480,6 +480,17 @@ async def claim_overdue(
     return await _claim(session, CLAIM_OVERDUE, deadline_s=deadline_s, lease_s=lease_s, limit=limit)
 
 
+EXTEND_COPY_LEASE = Statement("""
+    UPDATE "videos" SET "nextAttemptAt" = now() + make_interval(secs => :lease_s)
+    WHERE "id" = :id AND "mediaKey" IS NULL AND "status" IN ('processing', 'canceling')
+""")
+
+
+async def extend_copy_lease(session: AsyncSession, video_id: uuid.UUID, lease_s: float) -> None:
+    """A copy still running keeps its row: the lease is short, so a crash costs little."""
+    await session.execute(EXTEND_COPY_LEASE.text, {"id": video_id, "lease_s": lease_s})
+
+
 async def claim_copies(session: AsyncSession, *, lease_s: float, limit: int) -> list[Video]:
     """Jobs whose output Fal has delivered and we have not copied yet, leased to the caller."""
     return await _claim(session, CLAIM_COPIES, lease_s=lease_s, limit=limit)

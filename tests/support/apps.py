@@ -85,6 +85,7 @@ FAST_RECONCILER = {
     "SUBMIT_BACKOFF_S": "0.2",
     "SUBMIT_MAX_ATTEMPTS": "8",
     "CLAIM_LEASE_S": "7",
+    "MEDIA_COPY_LEASE_S": "3",
     "FAL_TIMEOUT_S": "1",
     # A submit that may have reached Fal waits this long for its webhook before a resubmit.
     "FAL_SUBMIT_TIMEOUT_S": "5",

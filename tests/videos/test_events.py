@@ -334,3 +334,20 @@ async def test_a_process_holds_at_most_its_total_of_streams(database_url: str) -
             refused = await client.get(f"/api/videos/{theirs}/events", headers=second.auth)
             assert refused.status_code == 429 and refused.json()["code"] == "too_many_streams"
             assert "MAX_STREAMS_PER_PROCESS" in refused.json()["detail"]
+
+
+async def test_a_refused_last_event_id_is_a_422_not_a_500(database_url: str) -> None:
+    async with (
+        live_server(make_settings(database_url, **FAST)) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        user = await create_user(client, credits=500)
+        video_id = (await create(client, user))["id"]
+        refused = await client.get(
+            f"/api/videos/{video_id}/events",
+            headers={**user.auth, "Last-Event-ID": "x" * 65},
+        )
+        assert refused.status_code == 422 and refused.json()["code"] == "validation_error"
+        # Its place was given back: the user can open all of theirs.
+        async with open_events(client, user, video_id) as stream:
+            assert video_of(await stream.next_event())["id"] == video_id
