@@ -114,4 +114,7 @@ def _parameters(spec: ModelSpec) -> dict[str, ParameterPublic]:
 
 
 class ModelsList(BaseModel):
+    """Every model on sale, in one page: the list envelope every list shares."""
+
     data: list[ModelPublic]
+    next_cursor: str | None = Field(default=None, description="always null: one page")

@@ -358,10 +358,18 @@ export interface components {
             /** Resolutions */
             resolutions: string[];
         };
-        /** ModelsList */
+        /**
+         * ModelsList
+         * @description Every model on sale, in one page: the list envelope every list shares.
+         */
         ModelsList: {
             /** Data */
             data: components["schemas"]["ModelPublic"][];
+            /**
+             * Next Cursor
+             * @description always null: one page
+             */
+            next_cursor?: string | null;
         };
         /**
          * ParameterPublic
