@@ -176,7 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             header_count=settings.max_header_count,
             by_path={
                 "/api/webhooks/fal": settings.max_webhook_body_bytes,
-                "/api/uploads": settings.max_upload_bytes + MULTIPART_OVERHEAD,
+                "/api/uploads": settings.upload_max_bytes + MULTIPART_OVERHEAD,
             },
         ),
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +93,13 @@ class Settings(BaseSettings):
     max_header_count: int = Field(default=100, gt=0)
     # image_url may be a data: URI up to this size; larger images go through POST /api/uploads.
     max_data_uri_bytes: int = Field(default=1024 * 1024, gt=0)
-    max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # An upload's largest size, enforced while it streams. UPLOAD_MAX_BYTES is the name
+    # DESIGN.md §10 gives; MAX_UPLOAD_BYTES, its first name, is still read.
+    upload_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("upload_max_bytes", "MAX_UPLOAD_BYTES"),
+    )
     # GET /api/videos/{id}/events (app/videos/events.py): how often the process reads every
     # watched row, in one query for all its streams (any replica's change shows up).
     events_poll_interval_s: float = Field(default=1.0, gt=0)

@@ -74,7 +74,7 @@ async def upload_image(
     store: MediaStore = request.app.state.media
     staged = staging_file(store)
     try:
-        size, sha256 = await _stage(file, staged, settings.max_upload_bytes)
+        size, sha256 = await _stage(file, staged, settings.upload_max_bytes)
         image = await images.store_staged(
             db.driver, store, user.id, staged, size=size, sha256=sha256
         )

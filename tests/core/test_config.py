@@ -72,3 +72,14 @@ def test_vidgen_serve_listens_on_loopback_unless_told_otherwise() -> None:
     from app.cli.serve import serve
 
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
+
+
+def test_the_upload_limit_answers_to_its_design_name_and_its_first_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The environment is the boundary here: DESIGN.md §10 names UPLOAD_MAX_BYTES.
+    monkeypatch.setenv("UPLOAD_MAX_BYTES", "2000")
+    assert Settings(_env_file=None).upload_max_bytes == 2000  # type: ignore[call-arg]
+    monkeypatch.delenv("UPLOAD_MAX_BYTES")
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "3000")
+    assert Settings(_env_file=None).upload_max_bytes == 3000  # type: ignore[call-arg]

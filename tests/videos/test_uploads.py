@@ -89,7 +89,7 @@ async def test_an_upload_is_its_owners_only(fal_app: tuple[AppProcess, httpx.Asy
 async def test_uploads_accept_only_whole_images_within_the_limit(
     database_url: str, simulator: SimulatorProcess, tmp_path: Path
 ) -> None:
-    app = AppProcess(database_url, simulator, tmp_path, MAX_UPLOAD_BYTES="2000").start()
+    app = AppProcess(database_url, simulator, tmp_path, UPLOAD_MAX_BYTES="2000").start()
     try:
         async with httpx.AsyncClient(base_url=app.url) as client:
             user = await create_user(client)
