@@ -734,7 +734,16 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="also sample a worker with py-spy")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where results go")
+    parser.add_argument(
+        "--rate-limited",
+        action="store_true",
+        help="creates and quotes take a rate-limit token each (a limit too high to refuse): "
+        "the limit's cost per request, against a run without",
+    )
     options = parser.parse_args()
+    if options.rate_limited:
+        APP_SETTINGS["RATE_LIMIT_CREATES_PER_MINUTE"] = str(10**9)
+        APP_SETTINGS["RATE_LIMIT_QUOTES_PER_MINUTE"] = str(10**9)
     wrk.require_wrk()
     report.require_matplotlib()
     if options.profile and profile.py_spy() is None:
