@@ -40,22 +40,25 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     APP_ENV=production \
     MIGRATIONS_DIR=/app/migrations \
-    BACKUP_DIR=/app/backups
+    BACKUP_DIR=/app/backups \
+    MEDIA_DIR=/app/media
 
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # The app finds its migrations through MIGRATIONS_DIR (it is not installed as a package).
 COPY migrations /app/migrations
-# BACKUP_DIR belongs to the app user; a named volume mounted there starts with this owner.
-RUN mkdir -p /app/backups && chown vidgen:vidgen /app/backups
+# BACKUP_DIR and MEDIA_DIR belong to the app user; a named volume mounted there starts with
+# this owner.
+RUN mkdir -p /app/backups /app/media && chown vidgen:vidgen /app/backups /app/media
 
 # Numeric, so runtimes (e.g. Kubernetes runAsNonRoot) can tell it is not root.
 USER 10001:10001
 EXPOSE 8000
 
-# 200 from /api/health means the app is up and reaches the database; urlopen raises (and the
-# check fails) on a 503 or no answer. Python's stdlib, so the image needs no curl.
+# 200 from /readyz means the app is up, reaches the database and is not behind its schema (a
+# database ahead of the code, mid-rollout, is fine); urlopen raises (and the check fails) on a
+# 503 or no answer. Python's stdlib, so the image needs no curl.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=3)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=3)"]
 
 CMD ["vidgen", "serve", "--host", "0.0.0.0", "--port", "8000"]

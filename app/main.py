@@ -29,6 +29,7 @@ from app.ops import health
 from app.ops import router as ops_router
 from app.ops.maintenance import MaintenanceFlag
 from app.ops.migrate import load_migrations
+from app.playground import router as playground_router
 from app.users import router as users_router
 from app.users.deps import admin_principal
 from app.users.tokens import AuthProviderUnavailable
@@ -84,7 +85,7 @@ def openapi_layout(settings: Settings) -> OpenApiLayout:
     return OpenApiLayout(
         description=API_DESCRIPTION,
         servers=[settings.public_base_url],
-        hidden=("/api/webhooks/", "/metrics", "/media/"),
+        hidden=("/api/webhooks/", "/metrics", "/media/", "/playground"),
         operation_ids=OPERATION_IDS,
         tags={
             "videos": "Create, price, follow, cancel and delete video jobs",
@@ -213,4 +214,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(ops_router.router)
     app.include_router(media_router.router)
+    app.include_router(playground_router.router)
     return app

@@ -31,6 +31,8 @@ REQUIRED_ENV = {
     "ADMIN_TOKEN": "dummy-admin-token-0123456789abcdef",
     "FAL_KEY": "dummy-fal-key",
     "PUBLIC_BASE_URL": "https://vidgen.example.test",
+    "METRICS_TOKEN": "dummy-metrics-token-0123456789abcdef",
+    "MEDIA_SIGNING_KEY": "dummy-media-signing-key-0123456789",
 }
 OPTIONAL_ENV = ("MAX_ACTIVE_JOBS_PER_USER", "CORS_ORIGINS")
 BUILD_TOOLS = frozenset(
@@ -183,9 +185,10 @@ def test_final_stage_runs_as_a_non_root_user() -> None:
 
 def test_final_stage_checks_health_on_the_exposed_port() -> None:
     (healthcheck,) = args_of(final_stage(), "HEALTHCHECK")
-    assert "/api/health" in healthcheck
+    # /readyz: a database ahead of the code (mid-rollout) is healthy; /api/health says 503.
+    assert "/readyz" in healthcheck
     assert "curl" not in healthcheck and "wget" not in healthcheck  # not in a slim image
-    port = re.search(r"127\.0\.0\.1:(\d+)/api/health", healthcheck)
+    port = re.search(r"127\.0\.0\.1:(\d+)/readyz", healthcheck)
     assert port, healthcheck
     assert port.group(1) in args_of(final_stage(), "EXPOSE")
     (cmd,) = args_of(final_stage(), "CMD")

@@ -62,7 +62,17 @@ def test_readme_run_command_serves_health_on_a_clean_clone(tmp_path: Path) -> No
                 pass
             time.sleep(0.5)  # polling a server that is starting up, not synchronising a test
         assert status == 200, process.stdout.read() if process.poll() is not None else status
+        # The DATABASE_URL of its own PostgreSQL is in .env, where a second terminal's
+        # commands find it.
+        recorded = re.search(r"^DATABASE_URL=(.+)$", (clone / ".env").read_text(), re.MULTILINE)
+        assert recorded is not None
+        second_terminal = subprocess.run(
+            [str(clone / ".venv" / "bin" / "vidgen"), "migrate", "status"],
+            cwd=clone, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert second_terminal.returncode == 0, second_terminal
     finally:
         os.killpg(process.pid, signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     assert "stopping local PostgreSQL" in output
+    assert f"DATABASE_URL={recorded[1]}" in output  # printed too

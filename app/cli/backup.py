@@ -3,16 +3,23 @@
 The logic is app/ops/backup/."""
 
 import asyncio
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 
-from app.cli.console import fail
-from app.cli.database import database_url
+from app.cli.console import fail, progress_on_terminal
+from app.cli.database import database_url, ensure_reachable
 from app.core.config import get_settings
 from app.ops.audit import run_audit
 from app.ops.backup.create import create_backup
@@ -26,14 +33,13 @@ from app.ops.backup.files import (
 )
 from app.ops.backup.pgtools import describe_target
 from app.ops.backup.restore import current_row_counts, restore_backup
+from app.ops.backup.signing import configured_key
 from app.ops.backup.units import human_age, human_bytes
-from app.ops.backup.verify import BackupInfo, backup_statuses
+from app.ops.backup.verify import BackupInfo, verify_backup
 
 backup_app = typer.Typer(
     no_args_is_help=True, help="pg_dump backups: create, verify, restore, prune."
 )
-
-PROGRESS_INTERVAL_S = 0.2
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -45,44 +51,39 @@ def render_table(headers: list[str], rows: list[list[str]]) -> str:
     )
 
 
-class TerminalProgress:
-    """`dumped X ➜ written Y` on one rewritten line, at most every PROGRESS_INTERVAL_S."""
-
-    def __init__(self) -> None:
-        self._shown_at = 0.0
-
-    def __call__(self, dumped: int, written: int) -> None:
-        now = time.monotonic()
-        if now - self._shown_at >= PROGRESS_INTERVAL_S:
-            self._shown_at = now
-            line = f"dumped {human_bytes(dumped)} ➜ written {human_bytes(written)}"
-            typer.echo(f"\r{line}\033[K", nl=False)
-
-    def clear(self) -> None:
-        if self._shown_at:
-            typer.echo("\r\033[K", nl=False)
-
-
 @backup_app.command("create")
 def create() -> None:
     """Dump the database to BACKUP_DIR/backup_YYYYMMDD_HHMMSS.sql.gz with checksum and metadata."""
     settings = get_settings()
-    progress = TerminalProgress() if sys.stdout.isatty() else None
+    dsn = database_url()
     started = time.monotonic()
-    try:
-        path = asyncio.run(
-            create_backup(
-                database_url(),
-                settings.backup_dir,
-                free_bytes_override=settings.backup_free_bytes_override,
-                progress=progress,
-            )
+    columns = (
+        SpinnerColumn(),
+        TextColumn("dumping: {task.completed:,.0f} bytes of SQL"),
+        TransferSpeedColumn(),
+        TextColumn("➜ {task.fields[written]} gzipped"),
+        TimeElapsedColumn(),
+    )
+    with progress_on_terminal(*columns) as progress:
+        task = (
+            progress.add_task("dump", total=None, written="0 B") if progress is not None else None
         )
-    except BackupError as error:
-        fail(f"backup not created: {error}")
-    finally:
-        if progress is not None:
-            progress.clear()
+
+        def show(dumped: int, written: int) -> None:
+            if progress is not None and task is not None:
+                progress.update(task, completed=dumped, written=human_bytes(written))
+
+        try:
+            path = asyncio.run(
+                create_backup(
+                    dsn,
+                    settings.backup_dir,
+                    free_bytes_override=settings.backup_free_bytes_override,
+                    progress=show if progress is not None else None,
+                )
+            )
+        except BackupError as error:
+            fail(f"backup not created: {error}")
     written = BackupFile.parse(path)
     metadata = read_metadata(written) if written else None
     typer.echo(f"backup written: {path}")
@@ -107,12 +108,36 @@ def status_row(info: BackupInfo, now: datetime) -> list[str]:
     ]
 
 
+def verify_all(backup_dir: Path) -> list[BackupInfo]:
+    """Every backup in `backup_dir` verified (a full read of each), newest first; a progress
+    bar over their bytes on a terminal."""
+    backups, signing_key = list_backups(backup_dir), configured_key()
+    columns = (
+        TextColumn("verifying {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+    )
+    infos = []
+    with progress_on_terminal(*columns) as progress:
+        total = sum(backup.path.stat().st_size for backup in backups)
+        task = progress.add_task("", total=total) if progress is not None else None
+        for backup in backups:
+            if progress is not None and task is not None:
+                progress.update(task, description=backup.path.name)
+            infos.append(verify_backup(backup, signing_key))
+            if progress is not None and task is not None:
+                progress.advance(task, infos[-1].size_bytes)
+    return infos
+
+
 @backup_app.command("status")
 def status() -> None:
     """Verify each backup (checksum, full gzip test, metadata); exit 1 without a recent one."""
     settings = get_settings()
     now = datetime.now(UTC)
-    infos = backup_statuses(settings.backup_dir)
+    infos = verify_all(settings.backup_dir)
     if not infos:
         fail(f"no backups in {settings.backup_dir}; run: vidgen backup create")
     headers = ["backup", "age", "size", "checksum", "gzip", "metadata", "valid"]
@@ -167,12 +192,21 @@ def restore(
         if not yes:
             print_restore_plan(dsn, target)
             fail("nothing changed. Stop the API first, then re-run with --yes to restore.")
+        ensure_reachable(dsn)  # before psql does, so it fails like every other command
         typer.echo(f"verifying {target.path.name} …")
-        info = asyncio.run(restore_backup(dsn, target))
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with progress_on_terminal(*columns) as progress:
+            size = human_bytes(target.path.stat().st_size)
+            if progress is not None:
+                progress.add_task(f"verifying and restoring {target.path.name} ({size})")
+            info = asyncio.run(restore_backup(dsn, target))
     except BackupError as error:
         fail(str(error))
     typer.echo(f"restored {info.path.name} into {describe_target(dsn)}")
-    report = asyncio.run(run_audit(dsn))
+    with progress_on_terminal(SpinnerColumn(), TextColumn("{task.description}")) as progress:
+        if progress is not None:
+            progress.add_task("auditing the ledger")
+        report = asyncio.run(run_audit(dsn))
     typer.echo(report.render())
     if not report.ok:
         raise typer.Exit(1)

@@ -13,10 +13,11 @@ from pydantic import ValidationError
 
 from app.cli.console import fail
 from app.cli.database import one_transaction
+from app.cli.env_file import ENV_FILE, record_database_url, recorded_by_dev
 from app.cli.migrate import migrate_deploy
 from app.cli.models import models_sync
 from app.cli.simulator import DEV_SIMULATOR_DIR
-from app.core.config import PROJECT_ROOT, AppEnv, get_settings
+from app.core.config import PROJECT_ROOT, AppEnv, get_settings, to_asyncpg_url
 from app.credits.schemas import CreditGrant
 from app.credits.service import DuplicateMovement, grant
 from app.fal.simulator.process import SimulatorProcess
@@ -51,6 +52,17 @@ def start_dev_postgres() -> tuple[LocalPostgres, str]:
     return server, server.url_for(DEV_DATABASE)
 
 
+def uses_own_postgres(configured: str | None) -> bool:
+    """No DATABASE_URL, or only the one an earlier `vidgen dev` wrote into .env (its own
+    server's, stopped since): start our PostgreSQL. A user's own, from the environment or
+    their .env line, is used as it is."""
+    if not configured:
+        return True
+    recorded = recorded_by_dev(ENV_FILE)
+    from_env_file = not os.environ.get("DATABASE_URL")
+    return from_env_file and recorded is not None and to_asyncpg_url(recorded) == configured
+
+
 def start_dev_simulator() -> SimulatorProcess:
     """The Fal simulator for `vidgen dev` without FAL_KEY; this process then talks to it."""
     simulator = SimulatorProcess(DEV_SIMULATOR_DIR).start()
@@ -79,6 +91,7 @@ async def _demo_user(credits: int) -> str:
 def print_demo_instructions(api_key: str, port: int) -> None:
     base = f"http://127.0.0.1:{port}"
     typer.secho(f"\ndemo user {DEMO_EMAIL}, API key: {api_key}", bold=True)
+    typer.echo(f"playground: {base}/playground#token={api_key}")  # a fragment: never logged
     typer.echo(
         f"curl -s -X POST {base}/api/videos/quote -H 'Authorization: Bearer {api_key}' "
         "-H 'Content-Type: application/json' "
@@ -100,10 +113,12 @@ def dev(port: int = 8000, host: str = "127.0.0.1") -> None:
         settings = get_settings()
         if not settings.fal_key and settings.app_env is AppEnv.PRODUCTION:
             fail("APP_ENV=production needs FAL_KEY: the simulator is for development only.")
-        if not settings.database_url:
+        if uses_own_postgres(settings.database_url):
             server, url = start_dev_postgres()
             os.environ["DATABASE_URL"] = url
             get_settings.cache_clear()
+            typer.echo(f"DATABASE_URL={url}")
+            typer.echo(record_database_url(url))
         migrate_deploy(skip_backup_check=True)  # its own local database
         models_sync()
         if not settings.fal_key:

@@ -174,8 +174,12 @@ class Settings(BaseSettings):
 
     # Maintenance mode is re-read from the database this often by every replica.
     maintenance_refresh_s: float = Field(default=2.0, gt=0)
-    # When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`.
+    # When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>` and includes the
+    # ledger totals (revenue-like); required in production.
     metrics_token: str | None = None
+    # The database gauges of /metrics are recomputed at most this often for the whole
+    # deployment (app/ops/metrics.py); the backup age is re-read as often by each process.
+    metrics_refresh_s: float = Field(default=30.0, gt=0)
 
     # Sign-in with the frontend's tokens (README, "Sign-in with your frontend's tokens"):
     # `Authorization: Bearer <JWT>` from its identity provider, verified against its JWKS
@@ -208,6 +212,10 @@ class Settings(BaseSettings):
     idempotency_wait_s: float = Field(default=10.0, gt=0)
     # Bounds /api/health so a black-holed database answers 503 instead of hanging.
     health_timeout_s: float = Field(default=2.0, gt=0)
+    # On SIGTERM `vidgen serve` stops accepting, ends live-update streams at once, and gives
+    # requests in flight this long to finish before it cancels them (uvicorn's
+    # timeout_graceful_shutdown). A pod's terminationGracePeriodSeconds must exceed it.
+    shutdown_timeout_s: int = Field(default=20, ge=1)
 
     @field_validator("database_url")
     @classmethod
@@ -279,6 +287,8 @@ class Settings(BaseSettings):
                 )
             if urlsplit(self.fal_jwks_url).scheme != "https":
                 raise ValueError("FAL_JWKS_URL must be https:// in production")
+            if not self.metrics_token:
+                raise ValueError("METRICS_TOKEN is required in production (/metrics is public)")
         return self
 
     @property

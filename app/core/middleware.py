@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import PROBLEM_JSON, AppError, Problem, internal_error_body
+from app.core.logging import current_request_id
 from app.core.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class RequestMiddleware:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        # Every line logged while serving this request carries its id (app/core/logging.py).
+        request_id_token = current_request_id.set(request_id)
         status = 500
         responding = False
 
@@ -110,6 +113,7 @@ class RequestMiddleware:
                     }
                 )
             )
+            current_request_id.reset(request_id_token)
 
     async def _refuse_for_maintenance(self, send: Send, request_id: str) -> None:
         error = MaintenanceMode("the service is in maintenance; writes are paused, retry later")

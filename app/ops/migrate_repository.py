@@ -50,8 +50,10 @@ MARK_ROLLED_BACK = Statement("""UPDATE "_prisma_migrations" SET "rolled_back_at"
    WHERE "migration_name" = :name
      AND "finished_at" IS NULL AND "rolled_back_at" IS NULL""")
 
+# Tables that hold the application's data: not the migration history, nor the metrics
+# snapshot the first /metrics scrape writes (app/ops/metrics.py), which no backup protects.
 APPLICATION_TABLES = Statement("""SELECT quote_ident(tablename) AS name FROM pg_tables
-   WHERE schemaname = 'public' AND tablename <> '_prisma_migrations'""")
+   WHERE schemaname = 'public' AND tablename NOT IN ('_prisma_migrations', 'metricsSnapshot')""")
 
 
 async def create_history_table(conn: asyncpg.Connection) -> None:

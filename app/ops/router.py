@@ -2,15 +2,15 @@
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import event
 
-from app.core.deps import SessionDep, SettingsDep
+from app.core.deps import SessionDep, SessionmakerDep, SettingsDep
 from app.core.errors import Forbidden, Unauthorized, problem_responses
 from app.core.metrics import Metrics
 from app.core.security import same_secret
 from app.ops.maintenance import MaintenanceState, set_maintenance
-from app.ops.metrics import refresh_from_database
+from app.ops.metrics import ScrapedGauges
 from app.users.deps import AdminPrincipal
 
 router = APIRouter(tags=["ops"])
@@ -24,15 +24,20 @@ router = APIRouter(tags=["ops"])
         **problem_responses(Unauthorized),
     },
 )
-async def metrics(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    """Prometheus text format. Open unless METRICS_TOKEN is set (then a bearer token)."""
+async def metrics(request: Request, sessions: SessionmakerDep, settings: SettingsDep) -> Response:
+    """Prometheus text format, every worker of this replica summed. Open unless METRICS_TOKEN
+    is set (then a bearer token; production requires one). Answers even with the database
+    down: `vidgen_database_up` says so."""
     if settings.metrics_token:
         given = request.headers.get("authorization", "").removeprefix("Bearer ")
         if not same_secret(given, settings.metrics_token):
             raise Unauthorized("metrics need Authorization: Bearer <METRICS_TOKEN>")
     registry: Metrics = request.app.state.metrics
-    await refresh_from_database(registry, session)
-    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+    state = request.app.state
+    if getattr(state, "scraped_gauges", None) is None:  # per app, made on its first scrape
+        state.scraped_gauges = ScrapedGauges(settings)
+    await state.scraped_gauges.observe(registry, sessions)
+    return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.post(

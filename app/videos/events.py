@@ -15,6 +15,7 @@ nothing), with a `: keep-alive` comment after STREAM_KEEPALIVE_S without an even
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import logging
 import math
@@ -215,7 +216,11 @@ class VideoWatch:
         if self._task is not None or self._closed:
             return
         self._loop = loop
-        self._task = loop.create_task(self._poll(), name="video-events")
+        # A context of its own: started inside the first stream's request, it must not stamp
+        # that request's id on every line it logs afterwards.
+        self._task = loop.create_task(
+            self._poll(), name="video-events", context=contextvars.Context()
+        )
         # Chain, not replace, the handler a server installed (signal handlers can only be
         # set from the main thread). Under the default action the process just dies.
         if threading.current_thread() is threading.main_thread():

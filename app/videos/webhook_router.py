@@ -48,13 +48,17 @@ async def fal_webhook(request: Request, db: DbDep, video_id: uuid.UUID | None = 
     settings: Settings = request.app.state.settings
     body = await request.body()
     jwks: webhooks.JwksCache = request.app.state.jwks
-    verified = await webhooks.verify(
-        request.headers,
-        body,
-        jwks,
-        tolerance_s=settings.webhook_tolerance_s,
-        expected_user_id=settings.fal_webhook_user_id,
-    )
+    try:
+        verified = await webhooks.verify(
+            request.headers,
+            body,
+            jwks,
+            tolerance_s=settings.webhook_tolerance_s,
+            expected_user_id=settings.fal_webhook_user_id,
+        )
+    except webhooks.InvalidWebhook:
+        request.app.state.metrics.webhooks.labels("invalid_signature").inc()  # alerted on
+        raise
     try:
         payload = json.loads(body)
     except ValueError as error:

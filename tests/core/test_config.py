@@ -16,6 +16,7 @@ PRODUCTION: dict[str, Any] = {
     "public_base_url": "https://api.example.com",
     "fal_jwks_url": "https://rest.alpha.fal.ai/.well-known/jwks.json",
     "media_signing_key": "a-real-media-signing-key-0123456789",
+    "metrics_token": "a-real-metrics-token-0123456789",
 }
 
 
