@@ -25,6 +25,7 @@ from app.core.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger("vidgen.access")
+QUIET_ROUTES = frozenset({"/livez", "/readyz"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 RETRY_AFTER_S = 30
 WritesPaused = Callable[[], Awaitable[bool]]
@@ -101,18 +102,20 @@ class RequestMiddleware:
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.request_seconds.labels(method, route).observe(elapsed)
             user_id = scope["state"].get("user_id")
-            access_log.info(
-                json.dumps(
-                    {
+            # Probes arrive every few seconds from every kubelet: counted, not logged (a
+            # failing one still is, with its status).
+            if route not in QUIET_ROUTES or status >= 400:
+                access_log.info(
+                    "request",
+                    extra={
                         "request_id": request_id,
                         "method": method,
                         "route": route,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 2),
                         "user_id": user_id,
-                    }
+                    },
                 )
-            )
             current_request_id.reset(request_id_token)
 
     async def _refuse_for_maintenance(self, send: Send, request_id: str) -> None:
