@@ -10,7 +10,6 @@ The gate is a callable handed in by app/main.py (app/ops/maintenance.py's flag),
 layer knows nothing of how the switch is stored.
 """
 
-import json
 import logging
 import re
 import time
