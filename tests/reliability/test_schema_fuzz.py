@@ -47,6 +47,8 @@ MAINTENANCE = "POST /api/admin/maintenance"
 EVENTS = "GET /api/videos/{video_id}/events"
 
 
+# uvicorn's own answer to bytes that do not parse as an HTTP request.
+UNPARSABLE = "Invalid HTTP request received."
 CHECKS: list[CheckFunction] = [
     not_a_server_error,
     status_code_conformance,
@@ -98,6 +100,11 @@ def fuzz_one(
         # connection, and a pooled one would fail the next case for this one's sake.
         response = case.call(headers=auth, timeout=15)
         counts[label] += 1
+        if response.status_code == 400 and response.text == UNPARSABLE:
+            # Not HTTP at all (a negative case's header line without a colon, a Content-Length
+            # that is no number): uvicorn's parser answered it; the app never saw it.
+            counts["(refused by the HTTP parser)"] += 1
+            return
         try:
             case.validate_response(response, checks=CHECKS, headers=auth)
         finally:
@@ -162,8 +169,9 @@ async def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
             counts, failures = await asyncio.to_thread(fuzz, app.url, user, videos)
     finally:
         app.stop()
-    total = sum(counts.values())
+    operations = {label: n for label, n in counts.items() if not label.startswith("(")}
+    total = sum(operations.values())
     print(f"\n[figures] schemathesis: {total} cases: {json.dumps(dict(sorted(counts.items())))}")
     assert not failures, "\n\n".join(failures)
     assert total >= MIN_CASES, counts
-    assert len(counts) == 14  # every operation of both documents was exercised
+    assert len(operations) == 14  # every operation of both documents was exercised
