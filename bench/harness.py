@@ -140,6 +140,7 @@ class AppServer:
             # with dispatch off, and webhooks are posted to the app directly.
             "PUBLIC_BASE_URL": "https://vidgen.bench.example",
             "MEDIA_SIGNING_KEY": "bench-media-signing-key-0123456789",
+            "METRICS_TOKEN": "bench-metrics-token-0123456789abcdef",
             "MEDIA_DIR": str(self.log_dir / "media"),
             **self.settings,
         }

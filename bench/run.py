@@ -516,6 +516,10 @@ class Bench:
             admin_token=ADMIN_TOKEN,
             fal_key="bench:unused",
             fal_jwks_url=self.simulator.jwks_url,
+            public_base_url="https://vidgen.bench.example",
+            media_signing_key="bench-media-signing-key-0123456789",
+            media_dir=self.workdir / "media",
+            metrics_token="bench-metrics-token-0123456789abcdef",
             dispatch_enabled=False,
             max_active_jobs_per_user=1_000_000_000,
             _env_file=None,
@@ -660,6 +664,7 @@ class Bench:
             "BACKUP_DIR": str(out / "vidgen"),
             "APP_ENV": "staging",
             "ADMIN_TOKEN": ADMIN_TOKEN,  # staging refuses placeholder secrets
+            "MEDIA_SIGNING_KEY": "bench-media-signing-key-0123456789",
         }
         timings: dict[str, list[float]] = {name: [] for name in commands}
         sizes: dict[str, int] = {}
