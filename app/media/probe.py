@@ -5,6 +5,9 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
+from av.error import FFmpegError
+
 from app.media.download import NotAVideo
 
 POSTER_MAX_SIDE = 1280
@@ -21,10 +24,6 @@ class VideoFacts:
 
 def probe(path: Path) -> VideoFacts:
     """Decode the first frame as the poster; NotAVideo when FFmpeg finds no video in it."""
-    # Imported here: FFmpeg's libraries cost a process ~20 MB, paid only once it copies.
-    import av
-    from av.error import FFmpegError
-
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
