@@ -6,8 +6,6 @@ from pathlib import Path
 
 import httpx
 
-CHUNK_BYTES = 1024 * 1024
-
 
 class DownloadFailed(Exception):
     """Worth retrying: the network, a timeout, or the server's error."""
@@ -42,7 +40,9 @@ async def download(client: httpx.AsyncClient, url: str, target: Path, max_bytes:
             if response.status_code != 200:
                 raise DownloadFailed(f"GET {url} answered {response.status_code}")
             with target.open("wb") as out:
-                async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                # As the bytes arrive (socket-sized pieces): nothing waits to fill a buffer,
+                # and memory stays bounded whatever the file's size.
+                async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > max_bytes:
                         raise NotAVideo(f"the output is over MEDIA_MAX_BYTES ({max_bytes})")
