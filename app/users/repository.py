@@ -14,6 +14,14 @@ BY_KEY_HASH = Statement(
 )
 
 
+BY_ID = Statement('SELECT "id", "isAdmin" FROM "users" WHERE "id" = :user_id')
+
+
+async def caller_row_by_id(driver: asyncpg.Connection, user_id: uuid.UUID) -> asyncpg.Record | None:
+    """The id and admin flag of the user `user_id` (a signed-in token's `sub`)."""
+    return await BY_ID.fetchrow(driver, user_id=user_id)
+
+
 async def caller_row_by_key_hash(driver: asyncpg.Connection, digest: str) -> asyncpg.Record | None:
     """The id, admin flag and key hash of the user whose API key hashes to `digest`."""
     return await BY_KEY_HASH.fetchrow(driver, digest=digest)

@@ -50,6 +50,12 @@ async def caller_by_api_key(driver: asyncpg.Connection, api_key: str) -> Caller 
     return Caller(id=row["id"], is_admin=row["isAdmin"])
 
 
+async def caller_by_id(driver: asyncpg.Connection, user_id: uuid.UUID) -> Caller | None:
+    """The caller a verified sign-in token names (its `sub`), or None for no such user."""
+    row = await repository.caller_row_by_id(driver, user_id)
+    return None if row is None else Caller(id=row["id"], is_admin=row["isAdmin"])
+
+
 async def find_by_email(session: AsyncSession, email: str) -> User | None:
     return await repository.get_by_email_for_update(session, email.strip().lower())
 
