@@ -2,11 +2,8 @@
 
 import base64
 import hashlib
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -15,34 +12,8 @@ from starlette.datastructures import Headers
 
 from app.fal import webhooks
 from app.fal.webhooks import InvalidWebhook, JwksCache, JwksUnavailable
-
-
-class JwksServer:
-    """Serves whatever `body` and `status` say; counts requests."""
-
-    def __init__(self) -> None:
-        self.body = b""
-        self.status = 200
-        self.requests = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests += 1
-                self.send_response(server.status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(server.body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks.json"
-
-    def serve(self, *keys: Ed25519PrivateKey) -> None:
-        self.status = 200
-        self.body = json.dumps({"keys": [jwk(k) for k in keys]}).encode()
+from tests.support.jwks import JwksServer
+from tests.support.jwks import jwks_server as serving_jwks
 
 
 def jwk(key: Ed25519PrivateKey) -> dict[str, str]:
@@ -53,14 +24,13 @@ def jwk(key: Ed25519PrivateKey) -> dict[str, str]:
 
 @pytest.fixture
 def jwks_server() -> Iterator[JwksServer]:
-    server = JwksServer()
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_jwks() as server:
         yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
+
+
+def serve(server: JwksServer, *keys: Ed25519PrivateKey) -> None:
+    """Fal's JWKS: its Ed25519 webhook keys."""
+    server.serve_jwks([jwk(k) for k in keys])
 
 
 def signed(key: Ed25519PrivateKey, body: bytes, user_id: str = "fal-user") -> Headers:
@@ -84,7 +54,7 @@ async def test_a_signed_webhook_verifies_and_one_for_another_account_is_refused(
     jwks_server: JwksServer,
 ) -> None:
     key = Ed25519PrivateKey.generate()
-    jwks_server.serve(key)
+    serve(jwks_server, key)
     keys = cache(jwks_server.url)
     body = b'{"request_id": "req-1"}'
     verified = await webhooks.verify(signed(key, body), body, keys, tolerance_s=300)
@@ -133,7 +103,7 @@ async def test_the_last_good_keys_stay_in_use_while_refetching_fails(
     jwks_server: JwksServer,
 ) -> None:
     key, rotated = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    jwks_server.serve(key)
+    serve(jwks_server, key)
     # No caching at all: every use refetches, as a cache past its TTL does.
     keys = JwksCache(jwks_server.url, ttl_s=0, refetch_min_interval_s=0)
     body = b"{}"
@@ -142,5 +112,5 @@ async def test_the_last_good_keys_stay_in_use_while_refetching_fails(
     assert (await webhooks.verify(signed(key, body), body, keys, tolerance_s=300)).request_id
     assert jwks_server.requests == 2  # the refetch failed; the last good keys verified
     # A new key appears (rotation): the refetch finds it, without a restart.
-    jwks_server.serve(key, rotated)
+    serve(jwks_server, key, rotated)
     assert (await webhooks.verify(signed(rotated, body), body, keys, tolerance_s=300)).request_id

@@ -125,8 +125,12 @@ class JwksServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/.well-known/jwks.json"
 
     def serve(self, *keys: SigningKey) -> None:
+        self.serve_jwks([key.jwk() for key in keys])
+
+    def serve_jwks(self, jwks: list[dict[str, Any]]) -> None:
+        """Serve these JWKs as they are (e.g. Fal's webhook keys: Ed25519, no `kid`)."""
         self.status = 200
-        self.body = json.dumps({"keys": [key.jwk() for key in keys]}).encode()
+        self.body = json.dumps({"keys": jwks}).encode()
 
     def fail(self, status: int = 503) -> None:
         self.status = status
