@@ -11,18 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import AppServer, Cluster, peak_rss_mb, start_simulator
+from bench.harness import AppServer, Cluster, peak_rss_mb, rss_mb, start_simulator
 
 CLIENTS = 20
 BODY_BYTES = 64 * 1024 * 1024
 CHUNK = b"x" * (1024 * 1024)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024 / 1e6
-    return 0.0
 
 
 async def push(port: int, path: str, declare_length: bool) -> tuple[str, int]:

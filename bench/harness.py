@@ -92,6 +92,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def rss_mb(pid: int) -> float:
+    """VmRSS, the resident memory now, in MB (10^6 bytes)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    return 0.0
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM, the most resident memory the process ever had, in MB (10^6 bytes)."""
     try:

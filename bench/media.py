@@ -23,25 +23,12 @@ import httpx
 
 from app.fal.simulator.media import SAMPLE_PATH
 from app.fal.simulator.process import SimulatorProcess
-from bench.harness import ADMIN_TOKEN, AppServer, Cluster, peak_rss_mb
+from bench.harness import ADMIN_TOKEN, AppServer, Cluster, cpu_seconds, peak_rss_mb, rss_mb
 
 PADDING_BYTES = 200 * 1000 * 1000
 RANGE_BYTES = 1024 * 1024
 RANGES = 200
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024 / 1e6
-    return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of the process (clock ticks of /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100
 
 
 def large_mp4(path: Path) -> int:
@@ -120,23 +107,23 @@ async def main() -> None:
                 copy_s = (events["copy"] - events["webhook"]).total_seconds()
 
                 media_url = video["video"]["url"]
-                before, started = cpu_s(worker), time.perf_counter()
+                before, started = cpu_seconds(worker), time.perf_counter()
                 read = 0
                 async with client.stream("GET", media_url) as response:
                     async for chunk in response.aiter_bytes(1024 * 1024):
                         read += len(chunk)
-                full_s, full_cpu = time.perf_counter() - started, cpu_s(worker) - before
+                full_s, full_cpu = time.perf_counter() - started, cpu_seconds(worker) - before
                 assert read == size
 
                 rng = random.Random(7)
-                before, started, ranged = cpu_s(worker), time.perf_counter(), 0
+                before, started, ranged = cpu_seconds(worker), time.perf_counter(), 0
                 for _ in range(RANGES):
                     start = rng.randrange(0, size - RANGE_BYTES)
                     headers = {"Range": f"bytes={start}-{start + RANGE_BYTES - 1}"}
                     part = await client.get(media_url, headers=headers)
                     assert part.status_code == 206
                     ranged += len(part.content)
-                range_s, range_cpu = time.perf_counter() - started, cpu_s(worker) - before
+                range_s, range_cpu = time.perf_counter() - started, cpu_seconds(worker) - before
         finally:
             app.stop()
     finally:
