@@ -23,6 +23,10 @@ class Downloaded:
     content_type: str
 
 
+# The containers we keep, and the extension a stored file of each gets.
+VIDEO_EXTENSIONS = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm"}
+
+
 def sniff_video(head: bytes) -> str | None:
     """The container the bytes are in, from their first bytes (not the server's word)."""
     if head[4:8] == b"ftyp":

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from app.core.errors import AppError, NotFound
+from app.media.download import VIDEO_EXTENSIONS
 from app.media.store import LocalMediaStore
 
 router = APIRouter(include_in_schema=False)
 
-CONTENT_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm"}
+CONTENT_TYPES = {extension: kind for kind, extension in VIDEO_EXTENSIONS.items()}
 
 
 class MediaLinkInvalid(AppError):

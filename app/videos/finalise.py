@@ -25,7 +25,7 @@ from app.core.columns import utcnow
 from app.core.config import Settings
 from app.core.db import unit_of_work
 from app.core.metrics import Metrics
-from app.media.download import DownloadFailed, NotAVideo, download
+from app.media.download import VIDEO_EXTENSIONS, DownloadFailed, NotAVideo, download
 from app.media.probe import probe
 from app.media.store import MediaStore, staging_file
 from app.videos import repository, service
@@ -33,7 +33,6 @@ from app.videos.models import EventSource, Video, VideoStatus
 
 logger = logging.getLogger(__name__)
 
-EXTENSIONS = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm"}
 MAX_BACKOFF_S = 300.0
 # Fal's CDN gets this long per read of the body; the whole copy is bounded by the lease.
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -97,7 +96,7 @@ class Finaliser:
             facts = await asyncio.to_thread(probe, staged)
             poster.write_bytes(facts.poster_jpeg)
             media = service.StoredMedia(
-                media_key=f"videos/{video.id}/{got.sha256[:16]}{EXTENSIONS[got.content_type]}",
+                media_key=f"videos/{video.id}/{got.sha256[:16]}{VIDEO_EXTENSIONS[got.content_type]}",
                 poster_key=f"videos/{video.id}/poster-{got.sha256[:16]}.jpg",
                 media_content_type=got.content_type,
                 media_size_bytes=got.size,
