@@ -11,7 +11,7 @@ from fastapi.telemetry import TelemetryConfig
 from app.catalog import router as catalog_router
 from app.catalog.service import ActiveModels
 from app.core.config import Settings, get_settings
-from app.core.db import create_engine, create_sessionmaker, warm_pool
+from app.core.db import create_engine, create_sessionmaker, open_driver_pool, warm_pool
 from app.core.errors import Unauthorized, install_error_handlers
 from app.core.limits import MULTIPART_OVERHEAD, Limits, LimitsMiddleware
 from app.core.logging import configure_logging
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         await warm_pool(engine, settings.db_pool_size)
+        app.state.driver_pool = await open_driver_pool(settings)
         app.state.sessions = create_sessionmaker(engine)
         app.state.models = ActiveModels(settings.catalog_refresh_s)
         app.state.migration_files = load_migrations(settings.migrations_dir)
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await reconciler.stop()
             if finaliser is not None:
                 await finaliser.stop()
+            await app.state.driver_pool.close()
             await engine.dispose()
 
     configure_logging()

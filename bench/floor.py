@@ -138,42 +138,35 @@ def create_replay(work: CreateWork) -> Operation:
         index, key = work.next()
         user_id = work.user_ids[index]
         await sql.USER_BY_KEY_HASH.fetchrow(conn, digest=work.key_hashes[index])
-        async with conn.transaction():
-            claim = await sql.CLAIM_KEY.fetchval(
-                conn,
-                scope=f"user:{user_id}",
-                key=key,
-                method="POST",
-                path="/api/videos",
-                fingerprint="f" * 64,
-                wait_ms="10000",
-            )
-            await sql.LOCK_AND_UNBOUND.fetchval(conn, user_id=user_id)
-            video_id = uuid.uuid4()
-            created = await sql.CREATE_VIDEO.fetchrow(
-                conn,
-                user_id=user_id,
-                max_active=1_000_000_000,
-                amount=-PRICE,
-                id=video_id,
-                model_id=work.model_id,
-                kind="text-to-video",
-                prompt=PROMPT,
-                negative_prompt=None,
-                image_url=None,
-                duration=5,
-                aspect_ratio="16:9",
-                resolution=None,
-                seed=None,
-                options=OPTIONS,
-                idempotency_key=key,
-                fingerprint="f" * 64,
-                now=datetime.now(UTC),
-                reason="video kling-v2-master-t2v 5s",
-                claim_id=claim,
-                response=RESPONSE_BODY,
-            )
-            assert created is not None and created["created"], "balance exhausted"
+        video_id = uuid.uuid4()
+        created = await sql.CREATE_VIDEO.fetchrow(
+            conn,
+            user_id=user_id,
+            upload_id=None,
+            max_active=1_000_000_000,
+            amount=-PRICE,
+            id=video_id,
+            model_id=work.model_id,
+            kind="text-to-video",
+            prompt=PROMPT,
+            negative_prompt=None,
+            image_url=None,
+            duration=5,
+            aspect_ratio="16:9",
+            resolution=None,
+            seed=None,
+            options=OPTIONS,
+            scope=f"user:{user_id}",
+            idempotency_key=key,
+            method="POST",
+            path="/api/videos",
+            fingerprint="f" * 64,
+            wait_ms="10000",
+            now=datetime.now(UTC),
+            reason="video kling-v2-master-t2v 5s",
+            response=RESPONSE_BODY,
+        )
+        assert created is not None and created["created"], "balance exhausted"
 
     return operation
 

@@ -26,6 +26,7 @@ from app.ops.localpg import LocalPostgres, free_port
 
 VIDGEN = str(Path(sys.executable).parent / "vidgen")
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef-not-a-secret"
+MEDIA_SIGNING_KEY = "bench-media-signing-key-0123456789"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -53,6 +54,11 @@ class Cluster:
     def backend_pids(self) -> list[int]:
         return children_of(self.postmaster_pid)
 
+    @property
+    def log_path(self) -> Path:
+        """The server's log (`pg_ctl -l`): every backend writes its messages here."""
+        return self.server.data_dir / "server.log"
+
     async def create_database(self, name: str, template: str = "template0") -> str:
         conn = await asyncpg.connect(self.server.url)
         try:
@@ -65,8 +71,8 @@ class Cluster:
     async def create_migrated(self, name: str) -> str:
         """A database with every migration applied and the model catalog synced."""
         url = await self.create_database(name)
-        await migrate.deploy(url, Settings(_env_file=None).migrations_dir)  # type: ignore[call-arg]
-        engine = create_engine(Settings(database_url=url, _env_file=None))  # type: ignore[call-arg]
+        await migrate.deploy(url, Settings(_env_file=None).migrations_dir)
+        engine = create_engine(Settings(database_url=url, _env_file=None))
         async with unit_of_work(create_sessionmaker(engine)) as session:
             await catalog.sync(session, catalog.load_catalog())
         await engine.dispose()
@@ -135,6 +141,11 @@ class AppServer:
     def log_path(self) -> Path:
         return self.log_dir / f"app-{self.workers}w-{self.port}.log"
 
+    @property
+    def media_dir(self) -> Path:
+        """MEDIA_DIR: the local media store, served at /media with signed URLs."""
+        return self.log_dir / "media"
+
     def start(self) -> "AppServer":
         env = {
             **os.environ,
@@ -147,9 +158,9 @@ class AppServer:
             # Production refuses a webhook address Fal cannot reach; creates are benchmarked
             # with dispatch off, and webhooks are posted to the app directly.
             "PUBLIC_BASE_URL": "https://vidgen.bench.example",
-            "MEDIA_SIGNING_KEY": "bench-media-signing-key-0123456789",
+            "MEDIA_SIGNING_KEY": MEDIA_SIGNING_KEY,
             "METRICS_TOKEN": "bench-metrics-token-0123456789abcdef",
-            "MEDIA_DIR": str(self.log_dir / "media"),
+            "MEDIA_DIR": str(self.media_dir),
             **self.settings,
         }
         log = self.log_path

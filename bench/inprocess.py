@@ -14,7 +14,7 @@ import cProfile
 import logging
 import pstats
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,7 @@ async def call(app: FastAPI, request: Request) -> int:
         await asyncio.Event().wait()  # no disconnect while the app works
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 

@@ -87,15 +87,15 @@ def targets(data: dict[str, Any]) -> list[Target]:
             )
     for label, entry in data["open_loop"].items():
         result: RunResult = entry["result"]
-        ratio = result.p99 / result.p50 if result.p50 else None
+        tail = result.p99 / result.p50 if result.p50 else None
         found.append(
             Target(
                 f"create p99 at 70% of peak ({entry['rate']:,.0f} req/s), {workers(label)}",
                 f"p99 {ms(result.p99)} ms",
                 f"p50 {ms(result.p50)} ms",
-                ratio,
+                tail,
                 "p99 ≤ 4× p50",
-                ratio is not None and ratio <= 4 and result.errors == 0,
+                tail is not None and tail <= 4 and result.errors == 0,
             )
         )
     reads = data["reads"]
@@ -195,6 +195,7 @@ def markdown(data: dict[str, Any]) -> str:
         "",
     ]
     out += create_section(data) + open_loop_section(data) + webhook_section(data)
+    out += more_section(data)
     out += reads_section(data) + backup_section(data) + rss_section(data)
     if data["profiles"]:
         out += ["## Profiles", "", *profiles_section(data["profiles"])]
@@ -331,6 +332,100 @@ def webhook_section(data: dict[str, Any]) -> list[str]:
             f"| {label} | {run.concurrency} | {run.rps:,.0f} | {lat(run)} | {ratio} "
             f"| {cpu_cell(run)} | {busy(run)} | {conns(run)} | {run.notes or ''} |"
         )
+    return [*lines, ""]
+
+
+def signed(value: float) -> str:
+    return f"{value:+,.0f}"
+
+
+def more_section(data: dict[str, Any]) -> list[str]:
+    """Quote, media route, rate limit and live-update streams (issue 18), one row each."""
+    rows: list[list[str]] = []
+    for label, quote in data.get("quote", {}).items():
+        create = at(data["create"].get(label, []), 32)
+        beside, ratio = "–", "–"
+        if create:
+            beside = f"create c=32: {create.rps:,.0f} req/s, p99 {ms(create.p99)} ms"
+            ratio = f"{quote.rps / create.rps:.2f}× req/s, {quote.p99 / create.p99:.2f}× p99"
+        rows.append([
+            f"quote `POST /api/videos/quote` c={quote.concurrency}, {workers(label)}",
+            f"{quote.rps:,.0f} req/s, p50 {ms(quote.p50)} / p99 {ms(quote.p99)} ms",
+            beside,
+            ratio,
+            f"CPU µs per quote: {cpu_cell(quote)}; {quote.errors} errors",
+        ])  # fmt: skip
+    for label, served in data.get("media", {}).items():
+        rows += [
+            [f"`GET /media/{{key}}` full read, {workers(label)}",
+             f"{served['full_mb_s']:,.0f} MB/s, {served['full_cpu_ms_per_mb']:.2f} ms worker "
+             "CPU per MB", "–", "–",
+             f"a {served['size'] / 1e6:,.0f} MB file in the local store, one streamed GET"],
+            [f"`GET /media/{{key}}` 1 MiB ranged reads, {workers(label)}",
+             f"{served['range_mb_s']:,.0f} MB/s, {served['range_cpu_ms_per_mb']:.2f} ms "
+             "worker CPU per MB", "–", "–",
+             f"{served['ranges']} `Range` GETs at random offsets, one at a time, "
+             f"{served['range_ms_per_read']:.1f} ms each"],
+        ]  # fmt: skip
+    limit = data.get("rate_limit", {})
+    on, off = limit.get("limit on"), limit.get("limit off")
+    if on and off:
+        app_on, app_off = on.cpu_us.get("app", 0.0), off.cpu_us.get("app", 0.0)
+        pg_on, pg_off = on.cpu_us.get("postgres", 0.0), off.cpu_us.get("postgres", 0.0)
+        rows.append([
+            "create c=32 with the rate limit on (nothing refused), 1 worker",
+            f"{on.rps:,.0f} req/s; CPU µs per create: app {app_on:,.0f}, postgres {pg_on:,.0f}",
+            f"limit off: {off.rps:,.0f} req/s; app {app_off:,.0f}, postgres {pg_off:,.0f}",
+            f"{on.rps / off.rps:.2f}× req/s",
+            f"**cost of the limit per create: app {signed(app_on - app_off)} µs CPU, "
+            f"postgres {signed(pg_on - pg_off)} µs CPU**; {on.errors + off.errors} errors",
+        ])  # fmt: skip
+    held = data.get("streams", {})
+    if held:
+        cpu = held["cpu_percent"]
+        statements = ", ".join(f"{k} {v}" for k, v in held["statements_during"].items())
+        opening = ", ".join(f"{k} {v}" for k, v in held["statements_opening"].items())
+        refused = ", ".join(f"{n} {k}" for k, n in held["refused"].items()) or "none refused"
+        rows.append([
+            f"{held['opened']} live-update streams `GET /api/videos/{{id}}/events` held "
+            f"{held['held_seconds']:.0f} s, 1 worker",
+            f"{held['statements_per_s']:.1f} statements/s to PostgreSQL, of which "
+            f"{held['reads_per_s']:.1f} reads/s",
+            f"worker CPU {cpu.get('app', 0):.1f}% of a core; postgres "
+            f"{cpu.get('postgres', 0):.1f}%; client {cpu.get('load generator', 0):.1f}%",
+            f"{held['statements_per_s'] / max(1, held['opened']):.4f} statements/s per stream",
+            f"counted in PostgreSQL's statement log (log_statement = all), database "
+            f"`{held['database']}`: {statements or 'none'} in the window; opening cost "
+            f"{held['statements_per_open']:.1f} statements per stream ({opening}); "
+            f"{held['opened']} of {held['streams']} opened in {held['open_seconds']:.1f} s "
+            f"({refused}), {held['still_open']} still open at the end, "
+            f"{held['events_during']} events and {held['comments_during']} comments during "
+            "the hold",
+        ])  # fmt: skip
+    if not rows:
+        return []
+    lines = [
+        "## Quote, media route, rate limit, live-update streams",
+        "",
+        "*Quote*: the create's body to `POST /api/videos/quote` (no Idempotency-Key, limits "
+        "off) by wrk at c=32 on each API server, beside that server's create at c=32. "
+        "*Media*: a file put into the 1-worker server's MEDIA_DIR (local store) and read "
+        "through a signed `/media/{key}?exp=&sig=` URL with httpx, whole and in 1 MiB ranges "
+        "(bench/media.py's reads); CPU is the worker's. *Rate limit*: creates at c=32 on a "
+        "second 1-worker server with RATE_LIMIT_CREATES_PER_MINUTE (and _QUOTES_) at 10⁹, "
+        "so every create takes a token and none is refused, then at once the same on the "
+        "1-worker server without the limit; the difference in CPU µs per create is what the "
+        "limit costs. *Live updates*: streams opened by one asyncio client (one socket each, "
+        "on its own queued video, 5 per user) on a fresh 1-worker server, then held with no "
+        "video changing; statements are the lines PostgreSQL's statement log got for the "
+        "bench database during the hold (the broker's one read of all watched rows per "
+        "EVENTS_POLL_INTERVAL_S and its transaction), CPU is % of one core over the hold.",
+        "",
+        "| figure | measured | beside it | ratio | notes |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     return [*lines, ""]
 
 

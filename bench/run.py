@@ -33,8 +33,16 @@ from app.fal.simulator.signing import WEBHOOK_KEY_FILE, signed_message
 from app.main import create_app
 from app.ops.backup.create import DUMP_OPTIONS
 from app.ops.backup.pgtools import find_pg_tool, tool_connection
-from bench import floor, inprocess, openloop, profile, report, sql, wrk
-from bench.harness import ADMIN_TOKEN, VIDGEN, AppServer, Cluster, peak_rss_mb, start_simulator
+from bench import floor, inprocess, media, openloop, profile, report, sql, streams, wrk
+from bench.harness import (
+    ADMIN_TOKEN,
+    MEDIA_SIGNING_KEY,
+    VIDGEN,
+    AppServer,
+    Cluster,
+    peak_rss_mb,
+    start_simulator,
+)
 from bench.measure import CpuMeter, RunResult, percentile
 from bench.nullapp import NullServer
 
@@ -56,6 +64,20 @@ APP_SETTINGS = {
     # The load is thousands of creates a minute per user: rate limits off (measured apart).
     "RATE_LIMIT_CREATES_PER_MINUTE": "0",
     "RATE_LIMIT_QUOTES_PER_MINUTE": "0",
+}
+# A rate limit on but too high to refuse anything: what taking the token costs (--rate-limited,
+# and the server of the "rate limit on" row).
+RATE_LIMITED = {
+    "RATE_LIMIT_CREATES_PER_MINUTE": str(10**9),
+    "RATE_LIMIT_QUOTES_PER_MINUTE": str(10**9),
+}
+# Live-update streams: STREAMERS users with STREAMS_PER_USER streams each, every one on its
+# own queued video (a terminal one would end at once). Both caps set, so the defaults can
+# change without refusing the benchmark's streams.
+STREAMERS, STREAMS_PER_USER = 100, 5
+STREAM_SETTINGS = {
+    "MAX_STREAMS_PER_USER": str(STREAMS_PER_USER),
+    "MAX_STREAMS_PER_PROCESS": "1000",
 }
 FRAMEWORK = "framework alone"  # FastAPI + uvicorn with empty handlers (bench/nullapp.py)
 FAL_USER_ID = "fal-simulator-user"  # what bench/lua/webhook.lua sends
@@ -80,14 +102,21 @@ class Plan:
     background: int
     backup_reps: int
     profile: bool
+    media_padding: int  # bytes of the file read through /media (plus the ~1 MB sample)
+    media_ranges: int  # 1 MiB ranged reads of it
+    stream_seconds: int  # how long the live-update streams are held open
 
     @classmethod
     def make(cls, quick: bool, profile: bool) -> "Plan":
         if quick:
-            return cls(True, 3, 1, (1, 8, 32, 64), 32, 3, 2, 1, 10_000, 100_000, 20_000, 1, profile)
-        return cls(
-            False, 10, 2, (1, 8, 32, 64), 32, 10, 4, 2, 10_000, 1_000_000, 100_000, 2, profile
-        )
+            return cls(True, 3, 1, (1, 8, 32, 64), 32, 3, 2, 1, 10_000, 100_000, 20_000, 1,
+                       profile, 50_000_000, 100, 3)  # fmt: skip
+        return cls(False, 10, 2, (1, 8, 32, 64), 32, 10, 4, 2, 10_000, 1_000_000, 100_000, 2,
+                   profile, media.PADDING_BYTES, media.RANGES, 10)  # fmt: skip
+
+    @property
+    def streams(self) -> int:
+        return STREAMERS * STREAMS_PER_USER
 
     @property
     def floor_webhook_jobs(self) -> int:
@@ -235,6 +264,10 @@ class Bench:
             "backup": {},
             "rss": {},
             "profiles": {},
+            "quote": {},
+            "media": {},
+            "rate_limit": {},
+            "streams": {},
         }
 
     async def run(self) -> dict[str, Any]:
@@ -248,6 +281,7 @@ class Bench:
                 for workers in (1, 2):
                     await self.api(workers)
                 await self.framework()
+                await self.live_updates()
                 if self.plan.profile:
                     await self.profile_in_process()
                 await self.monitor.close()
@@ -288,6 +322,18 @@ class Bench:
                 sets |= {"inproc-hook": 3 * INPROCESS_REQUESTS}
             for prefix, count in sets.items():
                 await conn.execute(sql.SEED_QUEUED, hook_owners.ids, self.model_id, prefix, count)
+            # Live-update streams: queued videos (no run finishes them), 5 per streaming user.
+            streamers = await make_users(conn, "stream", STREAMERS)
+            await conn.execute(
+                sql.SEED_QUEUED, streamers.ids, self.model_id, "stream", self.plan.streams
+            )
+            key_of = dict(zip(streamers.ids, streamers.keys, strict=True))
+            self.stream_targets = [
+                (row["id"], key_of[row["userId"]])
+                for row in await conn.fetch(
+                    """SELECT "id", "userId" FROM "videos" WHERE "falRequestId" LIKE 'stream-%'"""
+                )
+            ]
             await conn.execute("VACUUM ANALYZE")
             await conn.execute("CHECKPOINT")
         finally:
@@ -369,25 +415,133 @@ class Bench:
             runs = []
             for c in plan.levels:
                 log(f"API ({workers} worker{'s' * (workers > 1)}): POST /api/videos, c={c}")
-                prefix = f"{label}-c{c}-{uuid.uuid4().hex[:6]}"
-                args = [str(self.keys_file), prefix, CREATE_BODY, str(wrk.threads_for(c))]
-                wrk.run("warmup", app.url, "create", [*args[:1], prefix + "w", *args[2:]],
-                        connections=c, seconds=plan.warmup, workdir=self.workdir)  # fmt: skip
-                before = await self.sessions()
-                result = wrk.run(label, app.url, "create", args, connections=c,
-                                 seconds=plan.seconds, meter=meter,
-                                 workdir=self.workdir)  # fmt: skip
-                result.new_connections = (await self.sessions() - before) / max(1, result.requests)
-                runs.append(result)
-                await reset_pending(self.dsn)
+                runs.append(await self.creates(app, label, c, meter))
             self.data["create"][label] = runs
+            await self.quotes(app, label, meter)
             await self.open_loop(app, label, max(r.rps for r in runs))
             await self.webhooks(app, label, f"api{workers}-hook", meter)
+            if workers == 1:
+                await self.media(app)
+                await self.rate_limit(app, meter)
             if plan.profile and workers == 1:
                 await self.profile(app, label)
             self.data["rss"][label] = [round(peak_rss_mb(p), 1) for p in app.worker_pids()]
         finally:
             app.stop()
+
+    async def creates(self, app: AppServer, label: str, c: int, meter: CpuMeter) -> RunResult:
+        """`POST /api/videos` at concurrency c (after a warm-up), then the pending jobs finished."""
+        plan = self.plan
+        prefix = f"{label}-c{c}-{uuid.uuid4().hex[:6]}"
+        args = [str(self.keys_file), prefix, CREATE_BODY, str(wrk.threads_for(c))]
+        wrk.run("warmup", app.url, "create", [*args[:1], prefix + "w", *args[2:]],
+                connections=c, seconds=plan.warmup, workdir=self.workdir)  # fmt: skip
+        before = await self.sessions()
+        result = wrk.run(label, app.url, "create", args, connections=c, seconds=plan.seconds,
+                         meter=meter, workdir=self.workdir)  # fmt: skip
+        result.new_connections = (await self.sessions() - before) / max(1, result.requests)
+        await reset_pending(self.dsn)
+        return result
+
+    async def quotes(self, app: AppServer, label: str, meter: CpuMeter) -> None:
+        """`POST /api/videos/quote` with the create's body at c=32: priced, nothing written."""
+        c = 32
+        log(f"API {label}: POST /api/videos/quote, c={c}")
+        args = [str(self.keys_file), CREATE_BODY, str(wrk.threads_for(c))]
+        wrk.run("warmup", app.url, "quote", args, connections=c, seconds=self.plan.warmup,
+                workdir=self.workdir)  # fmt: skip
+        self.data["quote"][label] = wrk.run(
+            label, app.url, "quote", args, connections=c, seconds=self.plan.seconds,
+            meter=meter, workdir=self.workdir,
+        )  # fmt: skip
+
+    async def media(self, app: AppServer) -> None:
+        """GET /media/{key}?exp=&sig= on the 1-worker server: a file read whole, then in
+        1 MiB ranges (bench/media.py's reads, on a file put into the server's MEDIA_DIR)."""
+        padding, ranges = self.plan.media_padding, self.plan.media_ranges
+        log(f"media: a {padding / 1e6:.0f} MB file through /media, whole and {ranges} ranges")
+        served = await media.serve_local_file(app, padding, ranges)
+        self.data["media"]["api-1w"] = served.to_json()
+
+    async def rate_limit(self, app: AppServer, meter: CpuMeter) -> None:
+        """Creates at c=32 on a second 1-worker server whose rate limits are on (too high to
+        refuse: every create takes a token), then again on `app` (limits off), back to back."""
+        if APP_SETTINGS["RATE_LIMIT_CREATES_PER_MINUTE"] != "0":
+            log("rate limit: skipped (--rate-limited: every server already has the limit on)")
+            return
+        assert self.simulator is not None
+        limited = AppServer(
+            self.dsn, self.simulator, self.workdir, 1, APP_SETTINGS | RATE_LIMITED
+        ).start()
+        try:
+            limited_meter = self.pg_meter(app=limited.worker_pids)
+            for name, server, server_meter in (
+                ("limit on", limited, limited_meter),
+                ("limit off", app, meter),
+            ):
+                log(f"rate limit: POST /api/videos, c=32, 1 worker, {name}")
+                result = await self.creates(server, f"rl-{name.split()[-1]}", 32, server_meter)
+                result.name = name
+                self.data["rate_limit"][name] = result
+        finally:
+            limited.stop()
+
+    async def live_updates(self) -> None:
+        """Open streams (GET /api/videos/{id}/events) held on a 1-worker server: statements
+        PostgreSQL executes for the bench database while they are open (its statement log),
+        the worker's and PostgreSQL's CPU over the same window."""
+        plan = self.plan
+        assert self.simulator is not None
+        server_url, log_path = self.cluster.server.url, self.cluster.log_path
+        database = self.dsn.rsplit("/", 1)[1]
+        await streams.log_statements(server_url, on=True)
+        app = AppServer(self.dsn, self.simulator, self.workdir, 1, APP_SETTINGS | STREAM_SETTINGS)
+        try:
+            app.start()
+            log(f"live updates: opening {plan.streams} event streams on a 1-worker server")
+            opening = streams.log_offset(log_path)
+            open_streams = await streams.open_streams("127.0.0.1", app.port, self.stream_targets)
+            client = open_streams.held
+            try:
+                log(f"live updates: holding {client.opened} streams for {plan.stream_seconds} s")
+                meter = self.pg_meter(app=app.worker_pids)
+                start = streams.log_offset(log_path)
+                with meter.measure("self"):
+                    started = time.perf_counter()
+                    await asyncio.sleep(plan.stream_seconds)
+                    seconds = time.perf_counter() - started
+                end = streams.log_offset(log_path)
+                still_open = client.opened - client.ended
+            finally:
+                await open_streams.close()
+        finally:
+            app.stop()
+            await streams.log_statements(server_url, on=False)
+        during = streams.statements(log_path, start, end, database)
+        opened = streams.statements(log_path, opening, start, database)
+        kinds = streams.by_kind(during)
+        self.data["streams"] = {
+            "streams": plan.streams,
+            "users": STREAMERS,
+            "opened": client.opened,
+            "refused": dict(client.refused),
+            "open_seconds": round(client.open_seconds, 2),
+            "held_seconds": round(seconds, 2),
+            "still_open": still_open,
+            "events_during": client.events,
+            "comments_during": client.comments,
+            "statements_per_s": round(len(during) / seconds, 2),
+            "reads_per_s": round(kinds["read"] / seconds, 2),
+            "statements_during": dict(kinds),
+            "statements_during_by_text": dict(streams.by_text(during).most_common()),
+            "statements_per_open": round(len(opened) / max(1, client.opened), 2),
+            "statements_opening": dict(streams.by_kind(opened)),
+            "cpu_percent": {
+                role: round(spent / seconds * 100, 1) for role, spent in meter.spent.items()
+            },
+            "box_busy": meter.box_busy,
+            "database": database,
+        }
 
     async def open_loop(self, app: AppServer, label: str, peak: float) -> None:
         rate = 0.7 * peak
@@ -517,13 +671,13 @@ class Bench:
             fal_key="bench:unused",
             fal_jwks_url=self.simulator.jwks_url,
             public_base_url="https://vidgen.bench.example",
-            media_signing_key="bench-media-signing-key-0123456789",
+            media_signing_key=MEDIA_SIGNING_KEY,
             media_dir=self.workdir / "media",
             metrics_token="bench-metrics-token-0123456789abcdef",
             dispatch_enabled=False,
             max_active_jobs_per_user=1_000_000_000,
             _env_file=None,
-        )  # type: ignore[call-arg]
+        )
         application = create_app(settings)
         keys, body, tag = self.creators.keys, CREATE_BODY.encode(), uuid.uuid4().hex[:6]
 
@@ -664,7 +818,7 @@ class Bench:
             "BACKUP_DIR": str(out / "vidgen"),
             "APP_ENV": "staging",
             "ADMIN_TOKEN": ADMIN_TOKEN,  # staging refuses placeholder secrets
-            "MEDIA_SIGNING_KEY": "bench-media-signing-key-0123456789",
+            "MEDIA_SIGNING_KEY": MEDIA_SIGNING_KEY,
         }
         timings: dict[str, list[float]] = {name: [] for name in commands}
         sizes: dict[str, int] = {}
@@ -747,8 +901,7 @@ def main() -> None:
     )
     options = parser.parse_args()
     if options.rate_limited:
-        APP_SETTINGS["RATE_LIMIT_CREATES_PER_MINUTE"] = str(10**9)
-        APP_SETTINGS["RATE_LIMIT_QUOTES_PER_MINUTE"] = str(10**9)
+        APP_SETTINGS.update(RATE_LIMITED)
     wrk.require_wrk()
     report.require_matplotlib()
     if options.profile and profile.py_spy() is None:

@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import TextClause
 
-from app.core import idempotency
 from app.core.sql import Statement
 from app.credits import repository as ledger
 from app.users import repository as users
@@ -49,8 +48,6 @@ class Positional:
 APPLY_MOVEMENT = Positional.of(ledger.APPLY_MOVEMENT)
 # The app's create and webhook statements (see floor.create_replay / webhook_replay).
 USER_BY_KEY_HASH = users.BY_KEY_HASH
-CLAIM_KEY = idempotency.CLAIM
-LOCK_AND_UNBOUND = videos.LOCK_OWNER
 CREATE_VIDEO = videos.CREATE
 FINISH_BY_FAL_REQUEST = videos.FINISH_BY_FAL_REQUEST
 

@@ -197,12 +197,16 @@ class Settings(BaseSettings):
     auth_jwks_timeout_s: float = Field(default=5.0, gt=0)
 
     migrations_dir: Path = PROJECT_ROOT / "migrations"
-    # Connections per worker process, opened at start-up. Requests beyond the pool queue for
-    # a connection (up to DB_POOL_TIMEOUT_S, then 503): overflow connections would be opened
-    # on the request path and closed after it, and that churn costs more than the wait.
-    # PostgreSQL's throughput peaks at a few busy connections per core; more only adds
+    # Two pools per worker process, both opened at start-up. The driver pool (asyncpg's own)
+    # serves the hot paths: authentication, creates, quotes, webhooks. The session pool
+    # (SQLAlchemy's) serves reads, cancels, admin routes and the background loops. A worker
+    # holds at most DB_DRIVER_POOL_SIZE + DB_POOL_SIZE connections. Requests beyond a pool
+    # queue for a connection (up to DB_POOL_TIMEOUT_S, then 503): overflow connections would
+    # be opened on the request path and closed after it, and that churn costs more than the
+    # wait. PostgreSQL's throughput peaks at a few busy connections per core; more only adds
     # processes that compete with the app for the CPU (bench/README.md).
-    db_pool_size: int = Field(default=10, ge=1)
+    db_driver_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=5, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
     # Models (slug, price, limits) are read from a per-process cache refreshed this often;

@@ -5,8 +5,9 @@ hand-off costs more than these functions themselves.
 """
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, cast
 
 import asyncpg
 from fastapi import Depends, Request
@@ -29,10 +30,11 @@ async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]
 
 @dataclass(frozen=True)
 class Db:
-    """The request's one pooled connection, as SQLAlchemy sees it and as asyncpg is under it.
+    """The request's one connection from the session pool, as SQLAlchemy sees it and as
+    asyncpg is under it: for the routes that are not hot paths (those take `DriverDep`).
 
-    Authentication and the work share it. The hot paths (creating a video, webhooks) run
-    their statements on `driver`; everything else goes through a session on `connection`.
+    Authentication and the work share it: the key lookup runs on `driver`, the work in a
+    session on `connection`.
     """
 
     connection: AsyncConnection
@@ -65,25 +67,33 @@ async def get_db(request: Request) -> AsyncIterator[Db]:
 DbDep = Annotated[Db, Depends(get_db, scope="function")]
 
 
+@asynccontextmanager
+async def driver_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from the driver pool (app/core/db.py `open_driver_pool`), for the hot
+    paths, outside any transaction block: each of their statements is its own transaction.
+    A connection that failed is closed by asyncpg on release, never reused."""
+    pool: asyncpg.Pool[asyncpg.Record] = request.app.state.driver_pool
+    timeout_s: float = request.app.state.settings.db_pool_timeout_s
+    async with pool.acquire(timeout=timeout_s) as proxy:
+        yield cast(asyncpg.Connection, proxy)
+
+
+async def get_driver(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    async with driver_connection(request) as driver:
+        yield driver
+
+
+# scope="function": released when the endpoint returns, before the response is sent.
+DriverDep = Annotated[asyncpg.Connection, Depends(get_driver, scope="function")]
+
+
 async def get_session(db: DbDep) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed before the response is sent, rolled back on error."""
     async with AsyncSession(db.connection, expire_on_commit=False) as session, session.begin():
         yield session
 
 
-async def get_driver_transaction(db: DbDep) -> AsyncIterator[asyncpg.Connection]:
-    """The request's unit of work on the hot paths' driver: BEGIN, then COMMIT before the
-    response is sent, or ROLLBACK on any error. Declared after the caller's authentication,
-    so the key lookup stays outside the transaction."""
-    async with db.driver.transaction():
-        yield db.driver
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-# scope="function": committed before the response leaves, so a 2xx means "committed".
-DriverTransactionDep = Annotated[
-    asyncpg.Connection, Depends(get_driver_transaction, scope="function")
-]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 # scope="function": the commit happens before the response leaves, so a 2xx means "committed".
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -36,6 +36,10 @@ CHECKS = (
         "failed and canceled videos are refunded exactly once, others never",
         audit_repository.VIDEOS_WITH_WRONG_REFUNDS,
     ),
+    Check(
+        "every user's active-job count equals their unfinished videos",
+        audit_repository.USERS_WHOSE_ACTIVE_JOBS_ARE_NOT_THEIR_UNFINISHED_VIDEOS,
+    ),
 )
 
 

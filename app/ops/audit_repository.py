@@ -5,6 +5,7 @@ from typing import Any
 import asyncpg
 
 from app.core.sql import Statement
+from app.ops.metrics_repository import ACTIVE_LIST
 
 # Each invariant's query returns the rows that break it; none means the invariant holds.
 USERS_WHOSE_BALANCE_IS_NOT_THEIR_LEDGER_SUM = Statement("""
@@ -40,6 +41,14 @@ VIDEOS_WITH_WRONG_REFUNDS = Statement("""
     HAVING CASE WHEN v."status" IN ('failed', 'canceled') AND v."creditsCharged" > 0
                 THEN COUNT(t."id") <> 1 OR SUM(t."amount") <> v."creditsCharged"
                 ELSE COUNT(t."id") <> 0 END""")
+# The create's active-job cap reads the counter on the user's row (app/videos/repository.py).
+USERS_WHOSE_ACTIVE_JOBS_ARE_NOT_THEIR_UNFINISHED_VIDEOS = Statement(f"""
+    SELECT u."id" AS user_id, u."email", u."activeJobs" AS active_jobs,
+           COUNT(v."id") AS unfinished_videos
+    FROM "users" u
+    LEFT JOIN "videos" v ON v."userId" = u."id"
+        AND v."status" IN ({ACTIVE_LIST})
+    GROUP BY u."id" HAVING u."activeJobs" <> COUNT(v."id")""")
 
 USER_COUNT = Statement('SELECT COUNT(*) FROM "users"')
 LEDGER_ROW_COUNT = Statement('SELECT COUNT(*) FROM "creditTransactions"')

@@ -78,6 +78,8 @@ class LocalPostgres:
     data_dir: Path
     port: int
     throwaway: bool = False
+    # More `name=value` server settings, e.g. to load pg_stat_statements (tests, benchmarks).
+    settings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.bin_dir = find_bin_dir()
@@ -156,6 +158,7 @@ class LocalPostgres:
         ]
         if self.throwaway:
             options += [f"-c {s}" for s in THROWAWAY_SETTINGS]
+        options += [f"-c {s}" for s in self.settings]
         self._run(
             "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
             "-l", str(self.data_dir / "server.log"), "-o", " ".join(options),

@@ -3,11 +3,12 @@
 import uuid
 from typing import Annotated, Literal
 
+import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.config import Settings
-from app.core.deps import Db, DbDep
+from app.core.deps import DbDep, DriverDep
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import same_secret
 from app.users import service
@@ -41,15 +42,17 @@ def _token_verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
-async def _caller_by_user_id(db: Db, user_id: uuid.UUID) -> Caller:
-    # On the driver, before the request's transaction begins: one indexed read, as for keys.
-    caller = await service.caller_by_id(db.driver, user_id)
+async def _caller_by_user_id(driver: asyncpg.Connection, user_id: uuid.UUID) -> Caller:
+    # Before any transaction of the request: one indexed read, as for keys.
+    caller = await service.caller_by_id(driver, user_id)
     if caller is None:
         raise InvalidToken("the token's user does not exist")
     return caller
 
 
-async def current_user(request: Request, credentials: BearerDep, db: DbDep) -> Caller:
+async def _authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, driver: asyncpg.Connection
+) -> Caller:
     token = _token(credentials)
     settings: Settings = request.app.state.settings
     if same_secret(token, settings.admin_token):
@@ -57,15 +60,27 @@ async def current_user(request: Request, credentials: BearerDep, db: DbDep) -> C
     if looks_like_jwt(token):
         # The frontend's sign-in: no crypto and no key fetch ever runs for an API key.
         user_id = await _token_verifier(request).user_id(token)
-        user = await _caller_by_user_id(db, user_id)
+        user = await _caller_by_user_id(driver, user_id)
     else:
-        # On the driver, before the request's transaction begins: one indexed read needs none.
-        found = await service.caller_by_api_key(db.driver, token)
+        # Before any transaction of the request: one indexed read needs none.
+        found = await service.caller_by_api_key(driver, token)
         if found is None:
             raise Unauthorized("invalid API key", headers=CHALLENGE)
         user = found
     request.state.user_id = str(user.id)
     return user
+
+
+async def current_user(request: Request, credentials: BearerDep, db: DbDep) -> Caller:
+    """The caller, on the request's session-pool connection (the work's too)."""
+    return await _authenticate(request, credentials, db.driver)
+
+
+async def current_user_on_driver(
+    request: Request, credentials: BearerDep, driver: DriverDep
+) -> Caller:
+    """The caller, on the hot path's driver-pool connection (the work's too)."""
+    return await _authenticate(request, credentials, driver)
 
 
 async def admin_principal(request: Request, credentials: BearerDep, db: DbDep) -> Literal["admin"]:
@@ -82,4 +97,6 @@ async def admin_principal(request: Request, credentials: BearerDep, db: DbDep) -
 
 
 CurrentUser = Annotated[Caller, Depends(current_user)]
+# The same caller for the hot paths, which run on DriverDep.
+CurrentUserOnDriver = Annotated[Caller, Depends(current_user_on_driver)]
 AdminPrincipal = Annotated[Literal["admin"], Depends(admin_principal)]

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.catalog.models import CatalogModel
+from app.core import ratelimit_repository
 from app.core.columns import utcnow
 from app.core.pagination import Position
 from app.core.sql import Statement
@@ -17,30 +18,48 @@ from app.credits import ledger
 from app.videos.models import Video, VideoStatus
 from app.videos.state import ACTIVE
 
-# Creating a video is two statements after the idempotency claim. LOCK_OWNER first, alone:
-# after waiting for the lock, a statement that also counted the active jobs would count with
-# the snapshot it started with and miss the jobs the previous holder just committed. CREATE
-# then runs with a fresh snapshot (READ COMMITTED) under that lock, so the cap is exact.
-# LOCK_OWNER also lifts the claim's lock_timeout (app/core/idempotency.py).
-LOCK_OWNER = Statement("""
-    SELECT set_config('lock_timeout', '0', true) FROM "users" WHERE "id" = :user_id FOR UPDATE
-""")
-# Count, charge, insert the job, its ledger row and its first event, and store the response
-# under the idempotency claim: all or nothing. Nothing is written when the user is at the
-# active-job cap or the balance is short; the SELECT then says which.
 # The statuses are spelled out, not a parameter, so that the planner can use the partial
-# index "videos_userId_active_idx" (its predicate must be provable from the query text).
+# indexes over unfinished jobs (their predicate must be provable from the query text).
 ACTIVE_LIST = ", ".join(f"'{status}'" for status in sorted(ACTIVE))
-CREATE = Statement(f"""
-    WITH active AS (
-        SELECT count(*) AS jobs FROM "videos"
-        WHERE "userId" = :user_id AND "status" IN ({ACTIVE_LIST})
-    ),
-    charged AS ({
-    ledger.move_balance(
-        user=":user_id", amount=":amount", guard="(SELECT jobs FROM active) < :max_active"
+
+# Creating a video is one statement outside any transaction block (its own transaction):
+# the rate-limit token, the charge, the job, its ledger row, its first event and the stored
+# response under the Idempotency-Key, all or nothing. The cap is the owner's "activeJobs"
+# counter, checked in the same conditional UPDATE that charges: after waiting for another
+# writer's lock on the row, PostgreSQL re-checks that condition on the newest row version,
+# so two racing creates of one user cannot both take the last slot (a count of "videos"
+# would be read from the statement's snapshot, taken before the wait).
+# The key is claimed by inserting its row *without* ON CONFLICT: a key already used aborts
+# the whole statement with a unique violation (nothing charged), and the caller replays the
+# stored answer. Creates of one user queue on the user's row lock, so a duplicate in flight
+# waits there and then replays. `lock_timeout` bounds those waits (IDEMPOTENCY_WAIT_S); it
+# is local to this statement's implicit transaction, and set first: the CTEs that wait
+# reference `bounded`.
+# Nothing is written but the token when the create is refused (cap, balance, upload, rate):
+# the caller asks why in a second statement (WHY_NOT_CREATED), on that path only.
+UPLOAD_OWNED = """(CAST(:upload_id AS uuid) IS NULL
+    OR EXISTS (SELECT FROM "uploads" WHERE "id" = :upload_id AND "userId" = :user_id))"""
+COUNT_ACTIVE_JOB = ', "activeJobs" = "users"."activeJobs" + 1'
+
+
+def _create(rate_limited: bool) -> Statement:
+    bucket = ratelimit_repository.take_token(source="FROM bounded")
+    taken = f"taken AS ({bucket})," if rate_limited else ""
+    allowed = "AND EXISTS (SELECT FROM taken)" if rate_limited else ""
+    tokens = (
+        f", EXISTS (SELECT FROM taken) AS allowed, {ratelimit_repository.TOKENS_BEFORE} AS tokens"
     )
-}),
+    tokens = tokens if rate_limited else ""
+    guard = f""""users"."activeJobs" < :max_active AND {UPLOAD_OWNED} {allowed}
+        AND EXISTS (SELECT FROM bounded)"""
+    return Statement(f"""
+    WITH bounded AS (SELECT set_config('lock_timeout', :wait_ms, true)),
+    {taken}
+    charged AS ({
+        ledger.move_balance(
+            user=":user_id", amount=":amount", guard=guard, also_set=COUNT_ACTIVE_JOB
+        )
+    }),
     video AS (
         INSERT INTO "videos" ("id", "userId", "modelId", "kind", "prompt", "negativePrompt",
             "imageUrl", "duration", "aspectRatio", "resolution", "seed", "options", "status",
@@ -52,30 +71,40 @@ CREATE = Statement(f"""
         RETURNING "id"
     ),
     debit AS ({
-    ledger.append_video_entry(
-        "debit", moved="charged", amount=":amount", video_id=":id", reason=":reason"
-    )
-}),
+        ledger.append_video_entry(
+            "debit", moved="charged", amount=":amount", video_id=":id", reason=":reason"
+        )
+    }),
     event AS (
         INSERT INTO "videoEvents" ("videoId", "status", "source")
         SELECT "id", 'pending', 'api' FROM video
     ),
-    recorded AS (
-        UPDATE "idempotencyRequests" SET "responseStatus" = 202, "responseBody" = :response
-        WHERE "id" = :claim_id AND EXISTS (SELECT FROM video)
+    claimed AS (
+        INSERT INTO "idempotencyRequests" ("scope", "key", "method", "path", "fingerprint",
+            "responseStatus", "responseBody")
+        SELECT :scope, :idempotency_key, :method, :path, :fingerprint, 202, :response FROM video
     )
-    SELECT EXISTS (SELECT FROM video) AS created,
-           (SELECT jobs FROM active) AS active_jobs,
-           (SELECT "creditBalance" FROM "users" WHERE "id" = :user_id) AS balance
+    SELECT EXISTS (SELECT FROM video) AS created{tokens}
+""")
+
+
+CREATE = _create(rate_limited=False)
+CREATE_RATE_LIMITED = _create(rate_limited=True)
+# Why a create wrote nothing, read after it (so after any lock wait): the owner's row as it
+# is now, and whether the upload it names is theirs. No row: the user does not exist.
+WHY_NOT_CREATED = Statement(f"""
+    SELECT "creditBalance" AS balance, "activeJobs" AS active_jobs, {UPLOAD_OWNED} AS upload_owned
+    FROM "users" WHERE "id" = :user_id
 """)
 
 # Every move into a terminal state: the conditional UPDATE (the state machine: it applies
-# only from `allowed_from`), its event, and for failed / canceled the refund (balance and
-# ledger row, keyed `video:<id>:refund` so it can happen once): one statement, one
-# transaction. The row lock taken by UPDATE serializes racing writers; the loser re-checks
-# the status after the winner commits and matches nothing, which is what makes duplicate
-# webhooks, polls and cancels harmless. A job being canceled that fails lands on
-# `canceled` (app/videos/state.py); "status" on the right of SET is the row's old value.
+# only from `allowed_from`), its event, the owner's active-job count, and for failed /
+# canceled the refund (balance and ledger row, keyed `video:<id>:refund` so it can happen
+# once): one statement, one transaction. The row lock taken by UPDATE serializes racing
+# writers; the loser re-checks the status after the winner commits and matches nothing,
+# which is what makes duplicate webhooks, polls and cancels harmless. A job being canceled
+# that fails lands on `canceled` (app/videos/state.py); "status" on the right of SET is the
+# row's old value.
 # Columns are returned by name, in the model's order: `finish` maps them onto Video.
 VIDEO_COLUMNS = ", ".join(f'"{c.name}"' for c in Video.__table__.columns)  # type: ignore[attr-defined]
 CANCELING_FAILS = """"status" = 'canceling' AND CAST(:status AS text) = 'failed'"""
@@ -84,6 +113,9 @@ CANCELING_FAILS = """"status" = 'canceling' AND CAST(:status AS text) = 'failed'
 REFUNDABLE = """f."status" IN ('failed', 'canceled') AND f."creditsCharged" > 0"""
 MOVED_CHARGE, MOVED_VIDEO = 'm."creditsCharged"', 'm."videoId"'
 REFUND_REASON = "'video ' || m.\"status\""
+# The owner's row, once per finished job: one job fewer running, and the charge back when
+# it is refundable. One UPDATE: two of the same row in one statement would not both apply.
+SETTLE_ACTIVE_JOB = ', "activeJobs" = "users"."activeJobs" - 1'
 
 
 def _finish(match: str, also_set: str = "") -> Statement:
@@ -106,19 +138,20 @@ def _finish(match: str, also_set: str = "") -> Statement:
         INSERT INTO "videoEvents" ("videoId", "status", "source")
         SELECT "id", "status", :source FROM finished
     ),
-    refunded AS ({
+    settled AS ({
         ledger.move_balance(
             user='f."userId"',
-            amount='f."creditsCharged"',
+            amount=f'CASE WHEN {REFUNDABLE} THEN f."creditsCharged" ELSE 0 END',
             source="finished f",
-            guard=REFUNDABLE,
-            also_return=', f."id" AS "videoId", f."creditsCharged", f."status"',
+            also_set=SETTLE_ACTIVE_JOB,
+            also_return=', f."id" AS "videoId", f."creditsCharged", f."status", '
+            f'{REFUNDABLE} AS "refunded"',
         )
     }),
     refund AS ({
         ledger.append_video_entry(
             "refund",
-            moved="refunded",
+            moved='(SELECT * FROM settled WHERE "refunded")',
             amount=MOVED_CHARGE,
             video_id=MOVED_VIDEO,
             reason=REFUND_REASON,
@@ -193,15 +226,24 @@ FINISH_WITH_MEDIA = _finish(
 KNOWN_FAL_REQUEST = Statement('SELECT EXISTS (SELECT FROM "videos" WHERE "falRequestId" = :id)')
 
 
-async def lock_owner(driver: asyncpg.Connection, user_id: uuid.UUID) -> None:
-    await LOCK_OWNER.fetchval(driver, user_id=user_id)
-
-
-async def insert_charged(driver: asyncpg.Connection, **params: Any) -> asyncpg.Record:
-    """CREATE: whether the job was created, the user's active jobs and balance before it."""
-    row = await CREATE.fetchrow(driver, **params)
+async def create(
+    driver: asyncpg.Connection, *, rate_limited: bool, **params: Any
+) -> asyncpg.Record:
+    """CREATE (or CREATE_RATE_LIMITED) as its own transaction: whether the job was created,
+    and with the rate limit, whether a token was taken and how many the bucket held before.
+    Raises asyncpg's UniqueViolationError when the Idempotency-Key was used before."""
+    statement = CREATE_RATE_LIMITED if rate_limited else CREATE
+    row = await statement.fetchrow(driver, **params)
     assert row is not None  # the statement's SELECT always answers one row
     return row
+
+
+async def why_not_created(
+    driver: asyncpg.Connection, user_id: uuid.UUID, upload_id: uuid.UUID | None
+) -> asyncpg.Record | None:
+    """WHY_NOT_CREATED: the owner's balance and active jobs, and whether the upload is
+    theirs; None when there is no such user."""
+    return await WHY_NOT_CREATED.fetchrow(driver, user_id=user_id, upload_id=upload_id)
 
 
 async def finish_by_fal_request(

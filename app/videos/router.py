@@ -8,8 +8,7 @@ from app.catalog.service import ModelNotFound
 from app.core import ratelimit
 from app.core.db import unit_of_work
 from app.core.deps import (
-    DbDep,
-    DriverTransactionDep,
+    DriverDep,
     SessionDep,
     SessionmakerDep,
 )
@@ -18,7 +17,7 @@ from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, KeyedReques
 from app.core.pagination import InvalidCursor
 from app.core.ratelimit import RateLimited
 from app.credits.service import InsufficientCredits
-from app.users.deps import CurrentUser
+from app.users.deps import CurrentUser, CurrentUserOnDriver
 from app.videos import service
 from app.videos.dispatch import Dispatcher
 from app.videos.models import VideoStatus
@@ -28,15 +27,9 @@ from app.videos.validation import VALIDATION_ERRORS
 router = APIRouter(tags=["videos"])
 
 
-async def create_allowance(request: Request, user: CurrentUser, db: DbDep) -> None:
-    """One of the caller's create tokens (RATE_LIMIT_CREATES_PER_MINUTE), before any work."""
-    per_minute = request.app.state.settings.rate_limit_creates_per_minute
-    await ratelimit.take(db.driver, "create", user.id, per_minute)
-
-
-async def quote_allowance(request: Request, user: CurrentUser, db: DbDep) -> None:
+async def quote_allowance(request: Request, user: CurrentUserOnDriver, driver: DriverDep) -> None:
     per_minute = request.app.state.settings.rate_limit_quotes_per_minute
-    await ratelimit.take(db.driver, "quote", user.id, per_minute)
+    await ratelimit.take(driver, ratelimit.Bucket("quote", user.id, per_minute))
 
 
 async def get_links(request: Request) -> Links:
@@ -45,7 +38,6 @@ async def get_links(request: Request) -> Links:
 
 
 LinksDep = Annotated[Links, Depends(get_links)]
-CreateAllowance = Annotated[None, Depends(create_allowance)]
 QuoteAllowance = Annotated[None, Depends(quote_allowance)]
 
 
@@ -67,17 +59,18 @@ QuoteAllowance = Annotated[None, Depends(quote_allowance)]
 async def create_video(
     body: VideoCreate,
     request: Request,
-    user: CurrentUser,
-    _allowed: CreateAllowance,
+    user: CurrentUserOnDriver,
     idempotency_key: IdempotencyKey,
-    transaction: DriverTransactionDep,
+    driver: DriverDep,
     links: LinksDep,
     background: BackgroundTasks,
 ) -> Response:
-    """Charge for and queue a video. Retries with the same Idempotency-Key replay the answer."""
+    """Charge for and queue a video. Retries with the same Idempotency-Key replay the answer.
+
+    Creates are limited per user (RATE_LIMIT_CREATES_PER_MINUTE): a refused one is 429."""
     keyed = KeyedRequest.of(request, scope=f"user:{user.id}", key=idempotency_key, body=body)
     outcome, video_id = await service.create_video(
-        transaction, request.app.state.models, user.id, body,
+        driver, request.app.state.models, user.id, body,
         keyed=keyed, settings=request.app.state.settings, links=links,
     )  # fmt: skip
     dispatcher: Dispatcher | None = request.app.state.dispatcher
@@ -95,14 +88,18 @@ async def create_video(
     responses=problem_responses(Unauthorized, RateLimited, ModelNotFound, *VALIDATION_ERRORS),
 )
 async def quote_video(
-    body: VideoCreate, request: Request, _user: CurrentUser, _allowed: QuoteAllowance, db: DbDep
+    body: VideoCreate,
+    request: Request,
+    _user: CurrentUserOnDriver,
+    _allowed: QuoteAllowance,
+    driver: DriverDep,
 ) -> Quote:
     """The credits a create with this body would charge, and the options it would run with.
 
     Takes exactly the create body, without an Idempotency-Key; writes and charges nothing.
     """
     return await service.quote_video(
-        db.driver, request.app.state.models, body, request.app.state.settings
+        driver, request.app.state.models, body, request.app.state.settings
     )
 
 

@@ -18,15 +18,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.catalog.pricing import credits_for
+from app.core import ratelimit
 from app.core.columns import utcnow
 from app.core.config import Settings
 from app.core.errors import AppError, NotFound
-from app.core.idempotency import KeyedRequest, Outcome, claim_on_driver
+from app.core.idempotency import (
+    IdempotencyKeyReused,
+    KeyedRequest,
+    Outcome,
+    in_flight,
+    replay_on_driver,
+)
 from app.core.pagination import decode_cursor, encode_cursor
 from app.credits.service import InsufficientCredits
 from app.fal.results import FalOutcome
 from app.users.service import UserNotFound
-from app.videos import images, repository, uploads_repository
+from app.videos import images, repository
 from app.videos.models import EventSource, Video, VideoStatus
 from app.videos.schemas import (
     OPTION_FIELDS,
@@ -111,30 +118,31 @@ async def create_video(
     settings: Settings,
     links: Links,
 ) -> tuple[Outcome, uuid.UUID | None]:
-    """Charge for and queue a video once per Idempotency-Key, in the transaction the caller
-    holds open on `driver` (app/core/deps.py, DriverTransactionDep).
+    """Charge for and queue a video once per Idempotency-Key: one statement, outside any
+    transaction block on `driver` (repository.CREATE says how it keeps every guarantee).
 
-    Returns the answer and the new video's id (None when the answer is a replay). The key
-    is claimed first; then the request is validated and priced, and one statement charges,
-    inserts the `pending` row and stores the answer under the claim. Keeps: one debit per
-    video (its ledger key derives from the video id); never a charge without a job row,
-    never a job row without its charge; the per-user active-job cap.
+    Returns the answer and the new video's id (None when the answer is a replay). Keeps: one
+    debit per video (its ledger key derives from the video id); never a charge without a job
+    row, never a job row without its charge; the per-user active-job cap and rate limit.
+    A retry of a request that was answered replays that answer, whatever has changed since
+    (the catalog, the balance, the limits).
     """
-    claim = await claim_on_driver(driver, keyed, settings.idempotency_wait_s)
-    if isinstance(claim, Outcome):
-        return claim, None
-    priced = price_request(await models.get(driver, request.model), request, settings)
+    try:
+        priced = price_request(await models.get(driver, request.model), request, settings)
+    except AppError:
+        # Checked again on every retry: a model retired since must not hide the answer given.
+        if replayed := await replay_on_driver(driver, keyed):
+            return replayed, None
+        raise
     image_url = priced.request.image_url
-    upload_id = upload_of(image_url)
-    if upload_id and await uploads_repository.key_of_owned(driver, upload_id, user_id) is None:
-        raise UploadNotFound(f"you have no upload {upload_id} (image_url)")
     if image_url is not None and image_url.startswith("data:"):
-        # Stored as an upload in this transaction: no image inside a row or a response.
+        # Stored as an upload first: no image inside a row or a response. Only a request
+        # not answered yet stores it, so retries leave no copies behind.
+        if replayed := await replay_on_driver(driver, keyed):
+            return replayed, None
         stored = await images.store_data_uri(driver, links.store, user_id, image_url)
         priced = replace(priced, request=replace(priced.request, image_url=stored.image_url))
-    return await _charge_and_insert(
-        driver, user_id, priced, keyed=keyed, claim_id=claim, settings=settings, links=links
-    )
+    return await _charge_and_insert(driver, user_id, priced, keyed, settings, links)
 
 
 def upload_of(image_url: str | None) -> uuid.UUID | None:
@@ -144,16 +152,19 @@ def upload_of(image_url: str | None) -> uuid.UUID | None:
     return uuid.UUID(image_url.removeprefix(UPLOAD_SCHEME))
 
 
+# A create refused for no reason its owner's row shows any more (a job finished, credits
+# arrived between the statement and the look) is run again, at most this many times.
+CREATE_ATTEMPTS = 3
+
+
 async def _charge_and_insert(
     driver: asyncpg.Connection,
     user_id: uuid.UUID,
     priced: PricedRequest,
-    *,
     keyed: KeyedRequest,
-    claim_id: uuid.UUID,
     settings: Settings,
     links: Links,
-) -> tuple[Outcome, uuid.UUID]:
+) -> tuple[Outcome, uuid.UUID | None]:
     model, request, price = priced.offer.model, priced.request, priced.credits
     now, video_id = utcnow(), uuid.uuid4()
     video = VideoPublic(
@@ -179,35 +190,75 @@ async def _charge_and_insert(
         urls=links.of_video(video_id),
     )
     response = video.model_dump_json()
-    await repository.lock_owner(driver, user_id)
-    outcome = await repository.insert_charged(
-        driver,
+    upload_id = upload_of(request.image_url)
+    bucket = ratelimit.Bucket("create", user_id, settings.rate_limit_creates_per_minute)
+    params = {
         **video.model_dump(include=STORED_AS_ASKED),
-        options=json.dumps(request.options),
-        user_id=user_id,
-        max_active=settings.max_active_jobs_per_user,
-        amount=-price,
-        model_id=model.id,
-        idempotency_key=keyed.key,
-        fingerprint=keyed.fingerprint,
-        now=now,
-        reason=f"video {model.slug} {video.duration}s",
-        claim_id=claim_id,
-        response=response,
-    )
-    if outcome["active_jobs"] >= settings.max_active_jobs_per_user:
+        "options": json.dumps(request.options),
+        "user_id": user_id,
+        "upload_id": upload_id,
+        "max_active": settings.max_active_jobs_per_user,
+        "amount": -price,
+        "model_id": model.id,
+        "now": now,
+        "reason": f"video {model.slug} {video.duration}s",
+        "scope": keyed.scope,
+        "idempotency_key": keyed.key,
+        "method": keyed.method,
+        "path": keyed.path,
+        "fingerprint": keyed.fingerprint,
+        "wait_ms": str(int(settings.idempotency_wait_s * 1000)),
+        "response": response,
+    }
+    rate_limited = bucket.enabled
+    for _ in range(CREATE_ATTEMPTS):
+        try:
+            if rate_limited:
+                params |= bucket.params()
+            created = await repository.create(driver, rate_limited=rate_limited, **params)
+        except asyncpg.UniqueViolationError:
+            # The key was used before: that request's answer (repository.CREATE).
+            if replayed := await replay_on_driver(driver, keyed):
+                return replayed, None
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used for another video; use a new key"
+            ) from None
+        except asyncpg.LockNotAvailableError as error:
+            raise in_flight(error) from error
+        if created["created"]:
+            return Outcome(202, response, replayed=False), video.id
+        # Refused: a retry of an answered request replays it; otherwise say why.
+        if replayed := await replay_on_driver(driver, keyed):
+            return replayed, None
+        if rate_limited and not created["allowed"]:
+            raise bucket.refusal(created["tokens"])
+        owner = await repository.why_not_created(driver, user_id, upload_id)
+        _raise_why_not_created(owner, user_id, upload_id, price, settings)
+        rate_limited = False  # the token is spent: a second attempt takes none
+    raise InsufficientCredits(f"this needs {price} credits; the balance changed meanwhile")
+
+
+def _raise_why_not_created(
+    owner: asyncpg.Record | None,
+    user_id: uuid.UUID,
+    upload_id: uuid.UUID | None,
+    price: int,
+    settings: Settings,
+) -> None:
+    """Raise the reason a create was refused, as the owner's row shows it now; return when it
+    shows none (the create may be tried again)."""
+    if owner is None:
+        raise UserNotFound(f"no user with id {user_id}")
+    if not owner["upload_owned"]:
+        raise UploadNotFound(f"you have no upload {upload_id} (image_url)")
+    if owner["active_jobs"] >= settings.max_active_jobs_per_user:
         raise TooManyActiveJobs(
-            f"{outcome['active_jobs']} jobs are still running; the limit is "
+            f"{owner['active_jobs']} jobs are still running; the limit is "
             f"{settings.max_active_jobs_per_user}. Wait for one to finish or cancel one.",
             headers={"Retry-After": "10"},
         )
-    if not outcome["created"]:
-        if outcome["balance"] is None:
-            raise UserNotFound(f"no user with id {user_id}")
-        raise InsufficientCredits(
-            f"this needs {price} credits; the balance is {outcome['balance']}"
-        )
-    return Outcome(202, response, replayed=False), video.id
+    if owner["balance"] < price:
+        raise InsufficientCredits(f"this needs {price} credits; the balance is {owner['balance']}")
 
 
 # What a move into a terminal state may record besides the status (repository.FINISH).

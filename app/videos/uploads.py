@@ -70,7 +70,8 @@ async def upload_image(
     settings: SettingsDep,
 ) -> Uploaded:
     """Store an image; pass the answer's `image_url` to POST /api/videos."""
-    await ratelimit.take(db.driver, "upload", user.id, settings.rate_limit_uploads_per_minute)
+    bucket = ratelimit.Bucket("upload", user.id, settings.rate_limit_uploads_per_minute)
+    await ratelimit.take(db.driver, bucket)
     store: MediaStore = request.app.state.media
     staged = staging_file(store)
     try:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from app.core.config import Settings
-from app.core.deps import DbDep
+from app.core.deps import driver_connection
 from app.core.errors import AppError, problem_responses
 from app.fal import results, webhooks
 from app.videos import service as videos
@@ -38,7 +38,7 @@ ACK_BODIES = {r: WebhookAck(result=r).model_dump_json().encode() for r in get_ar
     response_model=WebhookAck,
     responses=problem_responses(webhooks.InvalidWebhook, MalformedWebhook),
 )
-async def fal_webhook(request: Request, db: DbDep, video_id: uuid.UUID | None = None) -> Response:
+async def fal_webhook(request: Request, video_id: uuid.UUID | None = None) -> Response:
     """Fal's result delivery. Verified (Ed25519, JWKS, timestamp) before anything is read.
 
     Duplicates and deliveries for finished jobs are 200 no-ops; so are unknown request ids
@@ -66,8 +66,10 @@ async def fal_webhook(request: Request, db: DbDep, video_id: uuid.UUID | None = 
     if not isinstance(payload, dict) or payload.get("request_id") != verified.request_id:
         raise MalformedWebhook("body request_id does not match the signed request id")
     outcome = results.from_webhook(payload)
-    # One statement, so its own transaction: status, event and any refund commit together.
-    result = await videos.finish_by_fal_request(db.driver, verified.request_id, outcome, video_id)
+    # A connection only once the delivery is verified. One statement, so its own
+    # transaction: status, event and any refund commit together.
+    async with driver_connection(request) as driver:
+        result = await videos.finish_by_fal_request(driver, verified.request_id, outcome, video_id)
     if result == "unknown":
         logger.warning("webhook for unknown Fal request %s ignored", verified.request_id)
     elif outcome.succeeded and result != "duplicate" and request.app.state.finaliser:

@@ -33,6 +33,31 @@ async def test_audit_passes_on_a_consistent_ledger_and_fails_on_a_tampered_one(
     assert str(user.id) in tampered.stdout
 
 
+async def test_audit_fails_when_a_users_active_job_count_drifts(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    user = await create_user(client, credits=1_000)
+    created = await client.post(
+        "/api/videos",
+        json={"model": "kling-v2-master-t2v", "prompt": "counted"},
+        headers={**user.auth, "Idempotency-Key": "counted"},
+    )
+    assert created.status_code == 202
+    assert run_vidgen("audit", env={"DATABASE_URL": database_url}).returncode == 0
+
+    # What a writer that does not keep the counter (another app inserting jobs) leaves.
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute('UPDATE "users" SET "activeJobs" = 0 WHERE "id" = $1', user.id)
+    finally:
+        await conn.close()
+
+    drifted = run_vidgen("audit", env={"DATABASE_URL": database_url})
+    assert drifted.returncode == 1
+    assert "FAIL  every user's active-job count equals their unfinished videos" in drifted.stdout
+    assert "'active_jobs': 0, 'unfinished_videos': 1" in drifted.stdout
+
+
 async def test_cli_credits_add_prints_the_transaction_or_explains_the_failure(
     client: httpx.AsyncClient, database_url: str
 ) -> None:

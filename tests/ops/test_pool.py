@@ -1,4 +1,5 @@
-"""The connection pool: opened at start-up, and a connection the server closed is never used."""
+"""The connection pools (the driver pool of the hot paths, the session pool of the rest):
+opened at start-up, and a connection the server closed is never used."""
 
 import asyncpg
 
@@ -12,11 +13,11 @@ OTHER_BACKENDS = """
 """
 
 
-async def test_the_pool_is_opened_at_start_up(database_url: str, db: asyncpg.Connection) -> None:
+async def test_the_pools_are_opened_at_start_up(database_url: str, db: asyncpg.Connection) -> None:
     assert await db.fetch(OTHER_BACKENDS) == []
-    async with serve_app(make_settings(database_url, db_pool_size=4)):
-        # No request yet: the lifespan opened the whole pool, and nothing beyond it.
-        assert len(await db.fetch(OTHER_BACKENDS)) == 4
+    async with serve_app(make_settings(database_url, db_pool_size=4, db_driver_pool_size=3)):
+        # No request yet: the lifespan opened both pools whole, and nothing beyond them.
+        assert len(await db.fetch(OTHER_BACKENDS)) == 4 + 3
 
 
 async def test_connections_the_server_closed_cost_at_most_one_503_each(
@@ -26,10 +27,11 @@ async def test_connections_the_server_closed_cost_at_most_one_503_each(
     # checkout once asyncpg has seen the socket close; one checked out just before that
     # fails its request with a retryable 503 and is discarded. Never a 500, never reused.
     size = 4
-    async with serve_app(make_settings(database_url, db_pool_size=size)) as client:
+    settings = make_settings(database_url, db_pool_size=size, db_driver_pool_size=size)
+    async with serve_app(settings) as client:
         user = await create_user(client, credits=10_000)
         pids = [row["pid"] for row in await db.fetch(OTHER_BACKENDS)]
-        assert len(pids) == size
+        assert len(pids) == 2 * size
         # What a PostgreSQL restart or an idle-connection timeout does to the whole pool.
         await db.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
 

@@ -36,12 +36,19 @@ def _test_media_dir() -> Iterator[Path]:
 # -- PostgreSQL ---------------------------------------------------------------------------
 
 
+# Loaded in the test cluster for the tests that count a request's statements
+# (tests/core/test_round_trips.py).
+STATEMENT_STATS = "shared_preload_libraries=pg_stat_statements"
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     if url := os.environ.get("TEST_PG_URL"):
         yield PgServer(url)
         return
-    server = LocalPostgres(Path(tempfile.mkdtemp(prefix="vidgen-test-pg-")), free_port(), True)
+    server = LocalPostgres(
+        Path(tempfile.mkdtemp(prefix="vidgen-test-pg-")), free_port(), True, (STATEMENT_STATS,)
+    )
     server.start()
     try:
         yield PgServer(server.url)

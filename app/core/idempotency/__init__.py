@@ -1,7 +1,7 @@
 """Idempotency-Key handling: the HTTP part (http.py), the table (repository.py), and running a
 write once per key (claims.py)."""
 
-from app.core.idempotency.claims import claim_on_driver, run_once
+from app.core.idempotency.claims import in_flight, replay_on_driver, run_once
 from app.core.idempotency.http import (
     IDEMPOTENCY_ERRORS,
     REPLAY_HEADER,
@@ -28,8 +28,9 @@ __all__ = [
     "IdempotencyKeyReused",
     "KeyedRequest",
     "Outcome",
-    "claim_on_driver",
     "fingerprint",
+    "in_flight",
+    "replay_on_driver",
     "require_idempotency_key",
     "run_once",
 ]

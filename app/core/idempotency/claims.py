@@ -9,7 +9,6 @@ request's transaction; the response is stored in the same row before commit. Hen
   client may fix the cause (e.g. buy credits) and retry with the same key.
 """
 
-import uuid
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -25,26 +24,24 @@ from app.core.idempotency.http import IdempotencyKeyInFlight, KeyedRequest, Outc
 
 def _in_flight() -> IdempotencyKeyInFlight:
     return IdempotencyKeyInFlight(
-        "a request with this Idempotency-Key is still being processed; retry shortly",
+        "a request with this Idempotency-Key, or another write to this account, is still "
+        "being processed; retry shortly",
         headers={"Retry-After": "1"},
     )
 
 
-async def claim_on_driver(
-    driver: asyncpg.Connection, keyed: KeyedRequest, wait_s: float
-) -> uuid.UUID | Outcome:
-    """Claim the key as the first statement of the driver's transaction: the claim's id, or
-    the committed outcome of the request that used the key first. The caller stores its
-    response in the claim before commit and lifts the lock bound (see CLAIM)."""
-    try:
-        claim = await repository.claim_on_driver(driver, keyed.claim_params(wait_s))
-    except asyncpg.LockNotAvailableError as error:
-        raise _in_flight() from error
-    if claim is not None:
-        return claim
+async def replay_on_driver(driver: asyncpg.Connection, keyed: KeyedRequest) -> Outcome | None:
+    """The committed outcome of the request that used this key first, if one did (raises
+    IdempotencyKeyReused when it was another request)."""
     stored = await repository.stored_on_driver(driver, keyed.scope, keyed.key)
-    assert stored is not None  # the conflicting row is committed: we waited for it
-    return keyed.replay(stored)
+    return None if stored is None else keyed.replay(stored)
+
+
+def in_flight(error: asyncpg.LockNotAvailableError) -> IdempotencyKeyInFlight:
+    """What a keyed write whose wait for a lock ran out (IDEMPOTENCY_WAIT_S) answers."""
+    refusal = _in_flight()
+    refusal.__cause__ = error
+    return refusal
 
 
 async def run_once(

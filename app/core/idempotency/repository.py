@@ -28,12 +28,6 @@ RECORD = Statement("""
 """)
 
 
-async def claim_on_driver(driver: asyncpg.Connection, params: dict[str, Any]) -> uuid.UUID | None:
-    """CLAIM: the new claim's id, or None when the key is already taken (committed)."""
-    claim: uuid.UUID | None = await CLAIM.fetchval(driver, **params)
-    return claim
-
-
 async def stored_on_driver(
     driver: asyncpg.Connection, scope: str, key: str
 ) -> asyncpg.Record | None:
