@@ -335,6 +335,29 @@ def webhook_section(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def combined(runs: list[RunResult]) -> RunResult | None:
+    """Several runs of one configuration as one: all their requests over all their time, CPU
+    per request weighted by requests (latency percentiles: the mean of the runs')."""
+    if not runs:
+        return None
+    requests = sum(r.requests for r in runs)
+    roles = {role for r in runs for role in r.cpu_us}
+    return RunResult(
+        name=runs[0].name,
+        concurrency=runs[0].concurrency,
+        requests=requests,
+        seconds=sum(r.seconds for r in runs),
+        p50=sum(r.p50 for r in runs) / len(runs),
+        p95=sum(r.p95 for r in runs) / len(runs),
+        p99=sum(r.p99 for r in runs) / len(runs),
+        errors=sum(r.errors for r in runs),
+        cpu_us={
+            role: sum(r.cpu_us.get(role, 0.0) * r.requests for r in runs) / max(1, requests)
+            for role in roles
+        },
+    )
+
+
 def signed(value: float) -> str:
     return f"{value:+,.0f}"
 
@@ -368,17 +391,22 @@ def more_section(data: dict[str, Any]) -> list[str]:
              f"{served['range_ms_per_read']:.1f} ms each"],
         ]  # fmt: skip
     limit = data.get("rate_limit", {})
-    on, off = limit.get("limit on"), limit.get("limit off")
+    on, off = combined(limit.get("limit on", [])), combined(limit.get("limit off", []))
     if on and off:
         app_on, app_off = on.cpu_us.get("app", 0.0), off.cpu_us.get("app", 0.0)
         pg_on, pg_off = on.cpu_us.get("postgres", 0.0), off.cpu_us.get("postgres", 0.0)
+        buckets = data.get("rate_limit_buckets")
+        checked = "" if buckets is None else f"; {buckets} creators' buckets in `rateLimits`"
         rows.append([
             "create c=32 with the rate limit on (nothing refused), 1 worker",
             f"{on.rps:,.0f} req/s; CPU µs per create: app {app_on:,.0f}, postgres {pg_on:,.0f}",
             f"limit off: {off.rps:,.0f} req/s; app {app_off:,.0f}, postgres {pg_off:,.0f}",
             f"{on.rps / off.rps:.2f}× req/s",
             f"**cost of the limit per create: app {signed(app_on - app_off)} µs CPU, "
-            f"postgres {signed(pg_on - pg_off)} µs CPU**; {on.errors + off.errors} errors",
+            f"postgres {signed(pg_on - pg_off)} µs CPU**; runs on / off: "
+            f"{' / '.join(f'{r.rps:,.0f}' for r in limit['limit on'])} and "
+            f"{' / '.join(f'{r.rps:,.0f}' for r in limit['limit off'])} req/s; "
+            f"{on.errors + off.errors} errors{checked}",
         ])  # fmt: skip
     held = data.get("streams", {})
     if held:
@@ -390,7 +418,9 @@ def more_section(data: dict[str, Any]) -> list[str]:
             f"{held['opened']} live-update streams `GET /api/videos/{{id}}/events` held "
             f"{held['held_seconds']:.0f} s, 1 worker",
             f"{held['statements_per_s']:.1f} statements/s to PostgreSQL, of which "
-            f"{held['reads_per_s']:.1f} reads/s",
+            f"{held['reads_per_s']:.1f} reads/s (without asyncpg's one-time type "
+            f"introspection per pool connection: {held['steady_statements_per_s']:.1f} and "
+            f"{held['steady_reads_per_s']:.1f})",
             f"worker CPU {cpu.get('app', 0):.1f}% of a core; postgres "
             f"{cpu.get('postgres', 0):.1f}%; client {cpu.get('load generator', 0):.1f}%",
             f"{held['statements_per_s'] / max(1, held['opened']):.4f} statements/s per stream",
@@ -413,13 +443,14 @@ def more_section(data: dict[str, Any]) -> list[str]:
         "through a signed `/media/{key}?exp=&sig=` URL with httpx, whole and in 1 MiB ranges "
         "(bench/media.py's reads); CPU is the worker's. *Rate limit*: creates at c=32 on a "
         "second 1-worker server with RATE_LIMIT_CREATES_PER_MINUTE (and _QUOTES_) at 10⁹, "
-        "so every create takes a token and none is refused, then at once the same on the "
-        "1-worker server without the limit; the difference in CPU µs per create is what the "
-        "limit costs. *Live updates*: streams opened by one asyncio client (one socket each, "
-        "on its own queued video, 5 per user) on a fresh 1-worker server, then held with no "
-        "video changing; statements are the lines PostgreSQL's statement log got for the "
-        "bench database during the hold (the broker's one read of all watched rows per "
-        "EVENTS_POLL_INTERVAL_S and its transaction), CPU is % of one core over the hold.",
+        "so every create takes a token and none is refused, and on the 1-worker server "
+        "without the limit, in the order on, off, off, on (each figure over its two runs); "
+        "the difference in CPU µs per create is what the limit costs. *Live updates*: "
+        "streams opened by one asyncio client (one socket each, on its own queued video, 5 "
+        "per user) on a fresh 1-worker server, then held with no video changing; statements "
+        "are the lines PostgreSQL's statement log got for the bench database during the "
+        "hold (the broker's one read of all watched rows per EVENTS_POLL_INTERVAL_S and its "
+        "transaction), CPU is % of one core over the hold.",
         "",
         "| figure | measured | beside it | ratio | notes |",
         "|---|---:|---:|---:|---|",

@@ -154,13 +154,21 @@ TRANSACTION_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "S
 WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
 
 
+# asyncpg's introspection of a type it has no codec for yet (here the `uuid[]` of the
+# broker's `= ANY(:ids)`), with JIT off around it: three reads, once per pool connection.
+INTROSPECTION = ("typeinfo_tree", "set_config('jit'", "current_setting('jit')")
+
+
 def kind(statement: str) -> str:
-    """`transaction control` (BEGIN, COMMIT, ROLLBACK...), `read` (a SELECT, or a WITH
-    query that writes nothing), `write`, or `other` (SET, SHOW, ...)."""
+    """`transaction control` (BEGIN, COMMIT, ROLLBACK...), `introspection` (asyncpg's
+    one-time type lookup on a connection), `read` (a SELECT, or a WITH query that writes
+    nothing), `write`, or `other` (SET, SHOW, ...)."""
     words = statement.split()
     first = words[0].rstrip(";").upper() if words else ""
     if first in TRANSACTION_CONTROL:
         return "transaction control"
+    if any(marker in statement for marker in INTROSPECTION):
+        return "introspection"
     if first == "SELECT" or (first == "WITH" and not WRITES.search(statement)):
         return "read"
     if first in {"INSERT", "UPDATE", "DELETE", "MERGE", "WITH"}:
