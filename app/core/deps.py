@@ -4,6 +4,7 @@ All `async def`: FastAPI runs a plain `def` dependency in a worker thread, and t
 hand-off costs more than these functions themselves.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -74,8 +75,14 @@ async def driver_connection(request: Request) -> AsyncIterator[asyncpg.Connectio
     A connection that failed is closed by asyncpg on release, never reused."""
     pool: asyncpg.Pool[asyncpg.Record] = request.app.state.driver_pool
     timeout_s: float = request.app.state.settings.db_pool_timeout_s
-    async with pool.acquire(timeout=timeout_s) as proxy:
+    # asyncio.timeout, not acquire(timeout=): asyncpg's runs the wait in a task of its own,
+    # an event-loop turn per request even when a connection is free. TimeoutError: a 503.
+    async with asyncio.timeout(timeout_s):
+        proxy = await pool.acquire()
+    try:
         yield cast(asyncpg.Connection, proxy)
+    finally:
+        await pool.release(proxy)
 
 
 async def get_driver(request: Request) -> AsyncIterator[asyncpg.Connection]:

@@ -134,6 +134,8 @@ class Metrics:
         ):
             for value in values:
                 counter.labels(value)
+        # Resolved once: `labels()` costs more than the increment on the busiest route.
+        self.webhook_outcomes = {value: self.webhooks.labels(value) for value in WEBHOOK_OUTCOMES}
 
     def exposition(self) -> bytes:
         """The Prometheus text of every worker of this server (or of this app, in one process)."""

@@ -57,7 +57,7 @@ async def fal_webhook(request: Request, video_id: uuid.UUID | None = None) -> Re
             expected_user_id=settings.fal_webhook_user_id,
         )
     except webhooks.InvalidWebhook:
-        request.app.state.metrics.webhooks.labels("invalid_signature").inc()  # alerted on
+        request.app.state.metrics.webhook_outcomes["invalid_signature"].inc()  # alerted on
         raise
     try:
         payload = json.loads(body)
@@ -74,5 +74,5 @@ async def fal_webhook(request: Request, video_id: uuid.UUID | None = None) -> Re
         logger.warning("webhook for unknown Fal request %s ignored", verified.request_id)
     elif outcome.succeeded and result != "duplicate" and request.app.state.finaliser:
         request.app.state.finaliser.wake()  # copy the output now, after this answer
-    request.app.state.metrics.webhooks.labels(result).inc()
+    request.app.state.metrics.webhook_outcomes[result].inc()
     return Response(ACK_BODIES[result], media_type="application/json")
