@@ -67,6 +67,8 @@ class Metrics:
             "vidgen_http_request_duration_seconds", "HTTP request latency",
             ["method", "route"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        # Bounded: routes are the app's templates ("unmatched" for the rest), statuses few.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.jobs = Gauge(
             "vidgen_jobs", "Video jobs by status", ["status"], registry=r, multiprocess_mode=LATEST
         )
@@ -136,6 +138,20 @@ class Metrics:
                 counter.labels(value)
         # Resolved once: `labels()` costs more than the increment on the busiest route.
         self.webhook_outcomes = {value: self.webhooks.labels(value) for value in WEBHOOK_OUTCOMES}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One answered request. The labelled children are looked up in a dict of our own:
+        prometheus-client's `labels()` costs more than the increment, on every request."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.request_seconds.labels(method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         """The Prometheus text of every worker of this server (or of this app, in one process)."""

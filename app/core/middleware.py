@@ -98,8 +98,7 @@ class RequestMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route, method = _route_of(scope), scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.request_seconds.labels(method, route).observe(elapsed)
+            self.metrics.observe_request(method, route, status, elapsed)
             user_id = scope["state"].get("user_id")
             # Probes arrive every few seconds from every kubelet: counted, not logged (a
             # failing one still is, with its status).

@@ -1,6 +1,8 @@
 """The connection pools (the driver pool of the hot paths, the session pool of the rest):
 opened at start-up, and a connection the server closed is never used."""
 
+import gc
+
 import asyncpg
 
 from tests.support.apps import make_settings, serve_app, wait_until
@@ -55,3 +57,13 @@ async def test_connections_the_server_closed_cost_at_most_one_503_each(
         assert statuses.count(503) <= size and statuses[-size:] == [202] * size, statuses
         balance = (await client.get("/api/credits", headers=user.auth)).json()["balance"]
         assert balance == 10_000 - 168 * statuses.count(202)  # a 503 charged nothing
+
+
+async def test_what_start_up_made_is_kept_out_of_the_collectors_walk(database_url: str) -> None:
+    # A full collection walking the ~140k start-up objects was a 70 ms pause every few
+    # thousand requests (bench/README.md); frozen, they are not walked.
+    assert gc.get_freeze_count() == 0
+    async with serve_app(make_settings(database_url)):
+        frozen = gc.get_freeze_count()
+    assert frozen > 10_000
+    assert gc.get_freeze_count() == 0  # an ended app's objects are collectable again
