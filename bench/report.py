@@ -264,11 +264,11 @@ def create_section(data: dict[str, Any]) -> list[str]:
             )
     lines += [
         "",
-        "The replay sends every statement the API sends for one create (6 round trips: the "
-        "key lookup; then `BEGIN`, the idempotency claim, the owner lock, one statement that "
-        "counts the active jobs, charges, inserts the video, its ledger row and its event and "
-        "stores the response, `COMMIT`) over raw asyncpg: floor → replay is the cost of the "
-        "extra SQL, replay → API the cost of Python, HTTP and the framework. *Framework "
+        "The replay sends every statement the API sends for one create (2 round trips: the "
+        "key lookup, then one statement outside a transaction block that charges and checks "
+        "the active-job cap on the user's row, inserts the video, its ledger row and its event "
+        "and stores the response under the key) over raw asyncpg: floor → replay is the cost "
+        "of the extra SQL, replay → API the cost of Python, HTTP and the framework. *Framework "
         "alone* is the same requests against FastAPI under the same uvicorn with handlers "
         "that only read the body (bench/nullapp.py): what HTTP + uvicorn + FastAPI cost "
         "before any work.",

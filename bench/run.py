@@ -181,9 +181,16 @@ async def reset_pending(dsn: str) -> None:
     """Finish the jobs a create run left pending, so every run starts with few active jobs."""
     conn = await asyncpg.connect(dsn)
     try:
+        # The owners' active-job counters follow, as the app's finish statements keep them.
         await conn.execute(
-            """UPDATE "videos" SET "status" = 'completed', "completedAt" = now()
-               WHERE "status" = 'pending'"""
+            """WITH done AS (
+                   UPDATE "videos" SET "status" = 'completed', "completedAt" = now()
+                   WHERE "status" = 'pending' RETURNING "userId"
+               )
+               UPDATE "users" u SET "activeJobs" = u."activeJobs" - d."jobs"
+               FROM (SELECT "userId", count(*) AS "jobs" FROM done GROUP BY "userId") d
+               WHERE u."id" = d."userId"
+            """
         )
     finally:
         await conn.close()
