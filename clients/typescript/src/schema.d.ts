@@ -97,6 +97,8 @@ export interface paths {
         /**
          * Create Video
          * @description Charge for and queue a video. Retries with the same Idempotency-Key replay the answer.
+         *
+         *     Creates are limited per user (RATE_LIMIT_CREATES_PER_MINUTE): a refused one is 429.
          */
         post: operations["videos-create"];
         delete?: never;
