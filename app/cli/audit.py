@@ -5,7 +5,7 @@ import asyncio
 import typer
 
 from app.cli.database import database_url
-from app.ops.audit import run_audit
+from app.ops.audit import recount_active_jobs, run_audit
 
 
 def audit() -> None:
@@ -14,3 +14,11 @@ def audit() -> None:
     typer.echo(report.render())
     if not report.ok:
         raise typer.Exit(1)
+
+
+def recount_active_jobs_command() -> None:
+    """Set every user's active-job count to their unfinished videos, where it drifted."""
+    recounts = asyncio.run(recount_active_jobs(database_url()))
+    for recount in recounts:
+        typer.echo(f"{recount.user_id} {recount.email}: {recount.before} -> {recount.after}")
+    typer.echo(f"recounted {len(recounts)} user(s)")

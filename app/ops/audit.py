@@ -15,6 +15,7 @@ from app.ops import audit_repository
 class Check:
     name: str  # the invariant, as the report states it
     query: Statement  # from audit_repository: the rows that break it
+    repair: str | None = None  # the command that restores it, where one can
 
 
 CHECKS = (
@@ -39,6 +40,7 @@ CHECKS = (
     Check(
         "every user's active-job count equals their unfinished videos",
         audit_repository.USERS_WHOSE_ACTIVE_JOBS_ARE_NOT_THEIR_UNFINISHED_VIDEOS,
+        repair="vidgen recount-active-jobs",
     ),
 )
 
@@ -47,6 +49,7 @@ CHECKS = (
 class CheckResult:
     name: str
     offending: list[dict[str, Any]] = field(default_factory=list)
+    repair: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,6 +74,8 @@ class AuditReport:
             lines += [f"        {row}" for row in result.offending[:50]]
             if len(result.offending) > 50:
                 lines.append(f"        … and {len(result.offending) - 50} more")
+            if not result.ok and result.repair:
+                lines.append(f"        repair: {result.repair}")
         lines.append("audit clean" if self.ok else "AUDIT FAILED")
         return "\n".join(lines)
 
@@ -81,11 +86,40 @@ async def run_audit(dsn: str) -> AuditReport:
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             results = [
-                CheckResult(c.name, await audit_repository.offending_rows(conn, c.query))
+                CheckResult(c.name, await audit_repository.offending_rows(conn, c.query), c.repair)
                 for c in CHECKS
             ]
             users = await audit_repository.user_count(conn)
             transactions = await audit_repository.ledger_row_count(conn)
         return AuditReport(results, users, transactions)
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class Recount:
+    user_id: Any
+    email: str
+    before: int
+    after: int
+
+
+async def recount_active_jobs(dsn: str) -> list[Recount]:
+    """Set each drifted user's "activeJobs" to their unfinished videos; the users changed.
+
+    For when a writer that does not keep the counter (another app, hand-written SQL) made it
+    drift, as `vidgen audit` reports. Safe while the app runs: each user's recount holds
+    their row lock, which every create and finish of theirs takes too.
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        check = audit_repository.USERS_WHOSE_ACTIVE_JOBS_ARE_NOT_THEIR_UNFINISHED_VIDEOS
+        drifted = await audit_repository.offending_rows(conn, check)
+        recounts = []
+        for row in drifted:
+            before, after = await audit_repository.recount_active_jobs(conn, row["user_id"])
+            if before != after:
+                recounts.append(Recount(row["user_id"], row["email"], before, after))
+        return recounts
     finally:
         await conn.close()

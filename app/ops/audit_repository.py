@@ -50,6 +50,18 @@ USERS_WHOSE_ACTIVE_JOBS_ARE_NOT_THEIR_UNFINISHED_VIDEOS = Statement(f"""
         AND v."status" IN ({ACTIVE_LIST})
     GROUP BY u."id" HAVING u."activeJobs" <> COUNT(v."id")""")
 
+# Recounting one user's active jobs (`vidgen recount-active-jobs`): the row lock first, so no
+# create or finish of theirs is between its two statements; then the count, read with the
+# snapshot of a statement that starts after the lock (READ COMMITTED).
+LOCK_USER = Statement('SELECT "activeJobs" FROM "users" WHERE "id" = :user_id FOR UPDATE')
+RECOUNT_ACTIVE_JOBS = Statement(f"""
+    UPDATE "users" SET "activeJobs" = (
+        SELECT count(*) FROM "videos" WHERE "userId" = :user_id AND "status" IN ({ACTIVE_LIST})
+    )
+    WHERE "id" = :user_id
+    RETURNING "activeJobs"
+""")
+
 USER_COUNT = Statement('SELECT COUNT(*) FROM "users"')
 LEDGER_ROW_COUNT = Statement('SELECT COUNT(*) FROM "creditTransactions"')
 
@@ -59,6 +71,14 @@ async def offending_rows(
 ) -> list[dict[str, Any]]:
     """The rows one of the invariant queries above returns, as dicts for the report."""
     return [dict(row) for row in await invariant_query.fetch(conn)]
+
+
+async def recount_active_jobs(conn: asyncpg.Connection, user_id: Any) -> tuple[int, int]:
+    """The user's counter before and after the recount, in one transaction."""
+    async with conn.transaction():
+        before = int(await LOCK_USER.fetchval(conn, user_id=user_id))
+        after = int(await RECOUNT_ACTIVE_JOBS.fetchval(conn, user_id=user_id))
+    return before, after
 
 
 async def user_count(conn: asyncpg.Connection) -> int:

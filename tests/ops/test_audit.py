@@ -33,7 +33,7 @@ async def test_audit_passes_on_a_consistent_ledger_and_fails_on_a_tampered_one(
     assert str(user.id) in tampered.stdout
 
 
-async def test_audit_fails_when_a_users_active_job_count_drifts(
+async def test_audit_finds_a_drifted_active_job_count_and_recounting_repairs_it(
     client: httpx.AsyncClient, database_url: str
 ) -> None:
     user = await create_user(client, credits=1_000)
@@ -56,6 +56,16 @@ async def test_audit_fails_when_a_users_active_job_count_drifts(
     assert drifted.returncode == 1
     assert "FAIL  every user's active-job count equals their unfinished videos" in drifted.stdout
     assert "'active_jobs': 0, 'unfinished_videos': 1" in drifted.stdout
+    assert "repair: vidgen recount-active-jobs" in drifted.stdout
+
+    recounted = run_vidgen("recount-active-jobs", env={"DATABASE_URL": database_url})
+    assert recounted.returncode == 0, recounted.stderr
+    assert f"{user.id} {user.email}: 0 -> 1" in recounted.stdout
+    assert "recounted 1 user(s)" in recounted.stdout
+    assert run_vidgen("audit", env={"DATABASE_URL": database_url}).returncode == 0
+    # Nothing left to recount: a second run changes nothing.
+    again = run_vidgen("recount-active-jobs", env={"DATABASE_URL": database_url})
+    assert "recounted 0 user(s)" in again.stdout
 
 
 async def test_cli_credits_add_prints_the_transaction_or_explains_the_failure(
