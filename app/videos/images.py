@@ -8,6 +8,7 @@ anything else is refused), then published to the media store and recorded in `up
 import asyncio
 import base64
 import hashlib
+import logging
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from app.core.errors import AppError
 from app.media.store import MediaStore, staging_file
 from app.videos import uploads_repository
 from app.videos.schemas import UPLOAD_SCHEME
+
+logger = logging.getLogger(__name__)
 
 # What Pillow may decode, by the format it finds in the bytes (not the client's word).
 FORMATS = {"PNG": ("image/png", "png"), "JPEG": ("image/jpeg", "jpg"),
@@ -76,8 +79,8 @@ async def store_staged(
     size: int,
     sha256: str,
 ) -> StoredImage:
-    """Decode the staged file, publish it and record it (in the driver's transaction, if
-    one is open). The file is published first: a row never points at nothing, and a failure
+    """Decode the staged file, publish it and record it (one statement, its own
+    transaction). The file is published first: a row never points at nothing, and a failure
     after it leaves a file no row names, which `vidgen media gc` removes."""
     content_type, extension, width, height = await asyncio.to_thread(decode_image, staged)
     upload_id = uuid.uuid4()
@@ -104,3 +107,14 @@ async def store_data_uri(
         )
     finally:
         staged.unlink(missing_ok=True)
+
+
+async def discard(driver: asyncpg.Connection, store: MediaStore, image: StoredImage) -> None:
+    """Remove an image stored for a create that was not made: its row, then its file. A
+    failure is logged, not raised: what is left is an upload of the user's, or a file
+    `vidgen media gc` removes."""
+    try:
+        await uploads_repository.delete(driver, image.id)
+        await store.delete([image.key])
+    except Exception:
+        logger.warning("could not discard upload %s of a create not made", image.id, exc_info=True)

@@ -114,8 +114,10 @@ REFUNDABLE = """f."status" IN ('failed', 'canceled') AND f."creditsCharged" > 0"
 MOVED_CHARGE, MOVED_VIDEO = 'm."creditsCharged"', 'm."videoId"'
 REFUND_REASON = "'video ' || m.\"status\""
 # The owner's row, once per finished job: one job fewer running, and the charge back when
-# it is refundable. One UPDATE: two of the same row in one statement would not both apply.
-SETTLE_ACTIVE_JOB = ', "activeJobs" = "users"."activeJobs" - 1'
+# it is refundable. One UPDATE: two of the same row in one statement would not both apply
+# (so every FINISH matches one video at most). Never below zero: a job created by a writer
+# that does not count (an old release mid-rollout) must not lift the user's cap.
+SETTLE_ACTIVE_JOB = ', "activeJobs" = GREATEST("users"."activeJobs" - 1, 0)'
 
 
 def _finish(match: str, also_set: str = "") -> Statement:

@@ -135,14 +135,27 @@ async def create_video(
             return replayed, None
         raise
     image_url = priced.request.image_url
-    if image_url is not None and image_url.startswith("data:"):
-        # Stored as an upload first: no image inside a row or a response. Only a request
-        # not answered yet stores it, so retries leave no copies behind.
-        if replayed := await replay_on_driver(driver, keyed):
-            return replayed, None
-        stored = await images.store_data_uri(driver, links.store, user_id, image_url)
-        priced = replace(priced, request=replace(priced.request, image_url=stored.image_url))
-    return await _charge_and_insert(driver, user_id, priced, keyed, settings, links)
+    bucket = ratelimit.Bucket("create", user_id, settings.rate_limit_creates_per_minute)
+    if image_url is None or not image_url.startswith("data:"):
+        return await _charge_and_insert(driver, user_id, priced, keyed, settings, links, bucket)
+    # A `data:` image is stored as an upload first: no image inside a row or a response.
+    # Only a request not answered yet, and within its rate limit, gets that far (decoding is
+    # the costliest thing a create does), and the image goes again if no job is made of it.
+    if replayed := await replay_on_driver(driver, keyed):
+        return replayed, None
+    await ratelimit.take(driver, bucket)
+    stored = await images.store_data_uri(driver, links.store, user_id, image_url)
+    priced = replace(priced, request=replace(priced.request, image_url=stored.image_url))
+    try:
+        outcome, video_id = await _charge_and_insert(
+            driver, user_id, priced, keyed, settings, links, replace(bucket, per_minute=0)
+        )
+    except BaseException:
+        await images.discard(driver, links.store, stored)
+        raise
+    if video_id is None:  # another request with this key was answered first
+        await images.discard(driver, links.store, stored)
+    return outcome, video_id
 
 
 def upload_of(image_url: str | None) -> uuid.UUID | None:
@@ -164,6 +177,7 @@ async def _charge_and_insert(
     keyed: KeyedRequest,
     settings: Settings,
     links: Links,
+    bucket: ratelimit.Bucket,
 ) -> tuple[Outcome, uuid.UUID | None]:
     model, request, price = priced.offer.model, priced.request, priced.credits
     now, video_id = utcnow(), uuid.uuid4()
@@ -191,7 +205,6 @@ async def _charge_and_insert(
     )
     response = video.model_dump_json()
     upload_id = upload_of(request.image_url)
-    bucket = ratelimit.Bucket("create", user_id, settings.rate_limit_creates_per_minute)
     params = {
         **video.model_dump(include=STORED_AS_ASKED),
         "options": json.dumps(request.options),
@@ -224,7 +237,7 @@ async def _charge_and_insert(
                 "this Idempotency-Key was already used for another video; use a new key"
             ) from None
         except asyncpg.LockNotAvailableError as error:
-            raise in_flight(error) from error
+            raise in_flight() from error
         if created["created"]:
             return Outcome(202, response, replayed=False), video.id
         # Refused: a retry of an answered request replays it; otherwise say why.
@@ -235,7 +248,9 @@ async def _charge_and_insert(
         owner = await repository.why_not_created(driver, user_id, upload_id)
         _raise_why_not_created(owner, user_id, upload_id, price, settings)
         rate_limited = False  # the token is spent: a second attempt takes none
-    raise InsufficientCredits(f"this needs {price} credits; the balance changed meanwhile")
+    raise InsufficientCredits(
+        f"this needs {price} credits; the account changed while the create was checked, retry"
+    )
 
 
 def _raise_why_not_created(

@@ -13,6 +13,7 @@ INSERT = Statement("""
         "sha256", "createdAt")
     VALUES (:id, :user_id, :key, :content_type, :size_bytes, :width, :height, :sha256, :now)
 """)
+DELETE = Statement('DELETE FROM "uploads" WHERE "id" = :id')
 KEY_OF_OWNED = Statement('SELECT "key" FROM "uploads" WHERE "id" = :id AND "userId" = :user_id')
 KEY_OF = Statement('SELECT "key" FROM "uploads" WHERE "id" = :id')
 ALL_KEYS = Statement('SELECT "key" FROM "uploads"')
@@ -21,6 +22,10 @@ ALL_KEYS = Statement('SELECT "key" FROM "uploads"')
 async def insert(driver: asyncpg.Connection, **values: Any) -> None:
     """One statement on the driver: its own transaction."""
     await INSERT.execute(driver, **values)
+
+
+async def delete(driver: asyncpg.Connection, upload_id: uuid.UUID) -> None:
+    await DELETE.execute(driver, id=upload_id)
 
 
 async def key_of_owned(

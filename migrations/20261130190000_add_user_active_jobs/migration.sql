@@ -6,8 +6,11 @@
 -- as any refund (app/videos/repository.py). `vidgen audit` checks it against the jobs.
 ALTER TABLE "users" ADD COLUMN "activeJobs" INTEGER NOT NULL DEFAULT 0;
 
--- Backfill: the jobs that are unfinished now. Runs in the migration's transaction; a create
--- or finish racing it waits on the row lock this UPDATE takes.
+-- Backfill: the jobs that are unfinished now. Runs in the migration's transaction, under the
+-- ALTER's lock on "users" (every request's key lookup waits for it: seconds at most for a
+-- few hundred thousand users). A release without the counter that still runs during a
+-- rollout creates and finishes jobs without keeping it: run `vidgen recount-active-jobs`
+-- once the rollout (or a rollback) is complete; `vidgen audit` reports any drift.
 UPDATE "users" u SET "activeJobs" = a."jobs"
 FROM (
     SELECT "userId", count(*) AS "jobs" FROM "videos"

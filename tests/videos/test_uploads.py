@@ -15,7 +15,7 @@ from PIL import Image
 
 from app.core.config import Settings
 from app.fal.simulator.process import SimulatorProcess
-from tests.support.apps import AppProcess, make_settings
+from tests.support.apps import AppProcess, make_settings, serve_app
 from tests.support.factories import create_user
 from tests.support.jobs import I2V, finished
 
@@ -164,3 +164,35 @@ async def test_a_data_uri_image_is_stored_as_an_upload_and_pages_stay_small(
     )
     assert refused.status_code == 415 and refused.json()["code"] == "unsupported_image_type"
     assert await db.fetchval('SELECT count(*) FROM videos WHERE "userId" = $1', user.id) == 100
+
+
+async def test_a_data_uri_create_that_makes_no_job_keeps_no_image(database_url: str) -> None:
+    # Refused for its rate limit: refused before the image is decoded or stored. Refused
+    # for its balance, or a retry of an answered key: the image it stored goes again.
+    settings = make_settings(database_url, rate_limit_creates_per_minute=2)
+    data_uri = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    body = {"model": I2V, "prompt": "the cat turns", "image_url": data_uri}
+    async with serve_app(settings) as client:
+        user = await create_user(client, credits=50)  # one 5 s i2v job: 34 credits
+
+        async def create(key: str) -> httpx.Response:
+            headers = {**user.auth, "Idempotency-Key": key}
+            return await client.post("/api/videos", json=body, headers=headers)
+
+        first = await create("first")
+        broke = await create("broke")  # the second token: the balance is short
+        limited = await create("limited")  # no token left
+        retried = await create("first")  # the answer replayed, no second copy
+        conn = await asyncpg.connect(database_url)
+        try:
+            keys = [r["key"] for r in await conn.fetch("SELECT key FROM uploads")]
+        finally:
+            await conn.close()
+    ours = sorted(p.name for p in (settings.media_dir / "uploads" / str(user.id)).iterdir())
+    assert first.status_code == 202 and retried.status_code == 202
+    assert retried.content == first.content
+    assert broke.status_code == 402 and broke.json()["code"] == "insufficient_credits"
+    assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"
+    assert len(keys) == 1
+    assert first.json()["image_url"].startswith("upload:")
+    assert ours == [keys[0].rsplit("/", 1)[-1]]  # no file of the refused creates is left

@@ -37,11 +37,9 @@ async def replay_on_driver(driver: asyncpg.Connection, keyed: KeyedRequest) -> O
     return None if stored is None else keyed.replay(stored)
 
 
-def in_flight(error: asyncpg.LockNotAvailableError) -> IdempotencyKeyInFlight:
+def in_flight() -> IdempotencyKeyInFlight:
     """What a keyed write whose wait for a lock ran out (IDEMPOTENCY_WAIT_S) answers."""
-    refusal = _in_flight()
-    refusal.__cause__ = error
-    return refusal
+    return _in_flight()
 
 
 async def run_once(
