@@ -66,6 +66,7 @@ class Finaliser:
         async with unit_of_work(self.sessions) as session:
             claimed = await repository.claim_copies(
                 session,
+                deadline_s=self.settings.job_deadline_s,
                 lease_s=self.settings.media_copy_lease_s,
                 limit=self.settings.reconcile_batch,
             )

@@ -489,10 +489,13 @@ CLAIM_OVERDUE = _claim_due(
 )
 
 
-# The predicate of "videos_awaiting_copy_idx", spelled out so the planner can use it.
+# The predicate of "videos_awaiting_copy_idx", spelled out so the planner can use it. A job
+# past its deadline is not copied again: it is CLAIM_OVERDUE's to fail and refund, and a copy
+# retried with backoff would otherwise keep taking it first each time its retry falls due.
 CLAIM_COPIES = _claim_due(
     '"copyAttempts"',
-    """"videoUrl" IS NOT NULL AND "mediaKey" IS NULL AND "status" IN ('processing', 'canceling')""",
+    """"videoUrl" IS NOT NULL AND "mediaKey" IS NULL AND "status" IN ('processing', 'canceling')
+        AND "createdAt" > now() - make_interval(secs => :deadline_s)""",
 )
 
 
@@ -535,9 +538,12 @@ async def extend_copy_lease(session: AsyncSession, video_id: uuid.UUID, lease_s:
     await session.execute(EXTEND_COPY_LEASE.text, {"id": video_id, "lease_s": lease_s})
 
 
-async def claim_copies(session: AsyncSession, *, lease_s: float, limit: int) -> list[Video]:
-    """Jobs whose output Fal has delivered and we have not copied yet, leased to the caller."""
-    return await _claim(session, CLAIM_COPIES, lease_s=lease_s, limit=limit)
+async def claim_copies(
+    session: AsyncSession, *, deadline_s: float, lease_s: float, limit: int
+) -> list[Video]:
+    """Jobs within their deadline whose output Fal has delivered and we have not copied yet,
+    leased to the caller."""
+    return await _claim(session, CLAIM_COPIES, deadline_s=deadline_s, lease_s=lease_s, limit=limit)
 
 
 async def set_fields(session: AsyncSession, video_id: uuid.UUID, **values: Any) -> None:
