@@ -33,9 +33,10 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class Cluster:
     """A throwaway PostgreSQL 15 with production durability, removed on `destroy()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: tuple[str, ...] = ()) -> None:
         # mkdtemp's directory becomes the data directory itself (chowned to `postgres` as root).
-        self.server = LocalPostgres(Path(tempfile.mkdtemp(prefix="vidgen-bench-pg-")), free_port())
+        directory = Path(tempfile.mkdtemp(prefix="vidgen-bench-pg-"))
+        self.server = LocalPostgres(directory, free_port(), settings=settings)
 
     def start(self) -> "Cluster":
         self.server.start()

@@ -177,10 +177,19 @@ def markdown(data: dict[str, Any]) -> str:
         f"httptools); load from {meta['wrk']} (closed loop) and bench/openloop.py (open loop), "
         "**on the same box** as the server and the database.",
         "",
+        *(
+            [
+                f"**A diagnostic run, not the product's configuration**: PostgreSQL started with "
+                f"{', '.join(f'`{x}`' for x in meta['pg_settings'])}.",
+                "",
+            ]
+            if meta.get("pg_settings")
+            else []
+        ),
         "App settings: `APP_ENV=production`, `DISPATCH_ENABLED=false` (creates are measured "
         "without Fal submission, so the figure is the request + database path), "
-        "`MAX_ACTIVE_JOBS_PER_USER=1000000000`, default pool (10 connections per worker, no "
-        "overflow, opened at start-up). "
+        "`MAX_ACTIVE_JOBS_PER_USER=1000000000`, default pools (10 driver + 5 session "
+        "connections per worker, no overflow, opened at start-up). "
         "Webhooks are signed with the simulator's Ed25519 key and verified against its JWKS "
         "(`FAL_JWKS_URL` → the running simulator). Creates spread over 64 users; each run "
         f"{plan['seconds']} s after {plan['warmup']} s of warm-up.",

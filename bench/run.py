@@ -261,10 +261,10 @@ async def finished_jobs(dsn: str, prefix: str) -> int:
 
 
 class Bench:
-    def __init__(self, plan: Plan, workdir: Path) -> None:
+    def __init__(self, plan: Plan, workdir: Path, pg_settings: tuple[str, ...] = ()) -> None:
         self.plan = plan
         self.workdir = workdir
-        self.cluster = Cluster()
+        self.cluster = Cluster(pg_settings)
         self.simulator: SimulatorProcess | None = None
         self.data: dict[str, Any] = {
             "create": {},
@@ -302,6 +302,7 @@ class Bench:
         finally:
             self.cluster.destroy()
         self.data["meta"] = meta(self.plan, time.monotonic() - started)
+        self.data["meta"]["pg_settings"] = list(self.cluster.server.settings)
         return self.data
 
     # -- setup -------------------------------------------------------------------------
@@ -926,6 +927,14 @@ def main() -> None:
         help="creates and quotes take a rate-limit token each (a limit too high to refuse): "
         "the limit's cost per request, against a run without",
     )
+    parser.add_argument(
+        "--pg-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a PostgreSQL server setting for a diagnostic run, e.g. synchronous_commit=off "
+        "(not the product's configuration: say so beside any figure it gives)",
+    )
     options = parser.parse_args()
     if options.rate_limited:
         APP_SETTINGS.update(RATE_LIMITED)
@@ -938,7 +947,7 @@ def main() -> None:
     try:
         import uvloop
 
-        data = uvloop.run(Bench(plan, workdir).run())
+        data = uvloop.run(Bench(plan, workdir, tuple(options.pg_setting)).run())
     except BaseException:
         log(f"failed; logs kept in {workdir}")
         raise
