@@ -171,8 +171,13 @@ def markdown(data: dict[str, Any]) -> str:
         f"# vidgen benchmark: {meta['date']} ({meta['mode']} run, {meta['elapsed_s']} s)",
         "",
         f"Machine: {meta['cpus']} CPUs ({meta['cpu']}), {meta['memory_gib']} GiB. "
-        f"{meta['postgres']} with its **normal durability** (fsync, synchronous_commit, "
-        "full_page_writes on; defaults otherwise: shared_buffers 128 MB), started by "
+        f"{meta['postgres']} with its "
+        + (
+            "**settings changed for a diagnostic** (below"
+            if meta.get("pg_settings")
+            else "**normal durability** (fsync, synchronous_commit, full_page_writes on"
+        )
+        + "; defaults otherwise: shared_buffers 128 MB), started by "
         f"`LocalPostgres`; Python {meta['python']}; `vidgen serve` (uvicorn + uvloop + "
         f"httptools); load from {meta['wrk']} (closed loop) and bench/openloop.py (open loop), "
         "**on the same box** as the server and the database.",
