@@ -204,3 +204,39 @@ async def test_the_active_job_count_follows_every_way_a_job_ends(
     assert canceled.status_code == 200 and after_cancel.status_code == 202
     assert await db.fetchval('SELECT "activeJobs" FROM users WHERE id = $1', user.id) == 3
     assert (await run_audit(database_url)).ok
+
+
+async def test_a_create_waits_for_a_held_account_only_as_long_as_the_key_allows(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    # The statement bounds its own lock waits (IDEMPOTENCY_WAIT_S) before it waits: on the
+    # user's row, and on a key another writer has inserted but not committed.
+    async with serve_app(make_settings(database_url, idempotency_wait_s=0.3)) as client:
+        user = await create_user(client, credits=10_000)
+        other = await asyncpg.connect(database_url)
+        try:
+            holding = other.transaction()
+            await holding.start()
+            await other.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user.id)
+            held_account = await create(client, user)
+            await holding.rollback()
+            holding = other.transaction()
+            await holding.start()
+            await other.execute(
+                """INSERT INTO "idempotencyRequests" (scope, key, method, path, fingerprint)
+                   VALUES ($1, 'held', 'POST', '/api/videos', 'f')""",
+                f"user:{user.id}",
+            )
+            held_key = await create(client, user, key="held")
+            await holding.rollback()
+            after = await create(client, user, key="held")  # the other writer rolled back
+        finally:
+            await other.close()
+        balance = (await client.get("/api/credits", headers=user.auth)).json()["balance"]
+    for refused in (held_account, held_key):
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "idempotency_key_in_flight"
+        assert refused.headers["Retry-After"] == "1"
+    assert after.status_code == 202 and REPLAY_HEADER not in after.headers
+    assert balance == 10_000 - PRICE  # the refused ones charged nothing
+    assert (await run_audit(database_url)).ok
