@@ -459,11 +459,12 @@ class Bench:
         """`POST /api/videos/quote` with the create's body at c=32: priced, nothing written."""
         c = 32
         log(f"API {label}: POST /api/videos/quote, c={c}")
-        args = [str(self.keys_file), CREATE_BODY, str(wrk.threads_for(c))]
-        wrk.run("warmup", app.url, "quote", args, connections=c, seconds=self.plan.warmup,
+        # create.lua without an Idempotency-Key ("-"), on the quote's path.
+        args = [str(self.keys_file), "-", CREATE_BODY, str(wrk.threads_for(c)), "/api/videos/quote"]
+        wrk.run("warmup", app.url, "create", args, connections=c, seconds=self.plan.warmup,
                 workdir=self.workdir)  # fmt: skip
         self.data["quote"][label] = wrk.run(
-            label, app.url, "quote", args, connections=c, seconds=self.plan.seconds,
+            label, app.url, "create", args, connections=c, seconds=self.plan.seconds,
             meter=meter, workdir=self.workdir,
         )  # fmt: skip
 

@@ -43,13 +43,14 @@ COUNT_ACTIVE_JOB = ', "activeJobs" = "users"."activeJobs" + 1'
 
 
 def _create(rate_limited: bool) -> Statement:
-    bucket = ratelimit_repository.take_token(source="FROM bounded")
-    taken = f"taken AS ({bucket})," if rate_limited else ""
-    allowed = "AND EXISTS (SELECT FROM taken)" if rate_limited else ""
-    tokens = (
-        f", EXISTS (SELECT FROM taken) AS allowed, {ratelimit_repository.TOKENS_BEFORE} AS tokens"
-    )
-    tokens = tokens if rate_limited else ""
+    # With the rate limit: the token is taken first, the charge needs it, and the answer says
+    # whether it was there and what the bucket held (for Retry-After).
+    taken = allowed = tokens = ""
+    if rate_limited:
+        taken = f"taken AS ({ratelimit_repository.take_token(source='FROM bounded')}),"
+        allowed = "AND EXISTS (SELECT FROM taken)"
+        tokens = f""", EXISTS (SELECT FROM taken) AS allowed,
+            {ratelimit_repository.TOKENS_BEFORE} AS tokens"""
     guard = f""""users"."activeJobs" < :max_active AND {UPLOAD_OWNED} {allowed}
         AND EXISTS (SELECT FROM bounded)"""
     return Statement(f"""

@@ -1,5 +1,7 @@
--- POST /api/videos: a fresh Idempotency-Key on every request, users taken round-robin.
--- args: <file of API keys, one a line> <key prefix, unique per run> <JSON body> <threads>
+-- POST /api/videos (or another path taking the create's body, e.g. /api/videos/quote), users
+-- taken round-robin, a fresh Idempotency-Key on every request unless the prefix is "-".
+-- args: <file of API keys, one a line> <key prefix, unique per run, or -> <JSON body> <threads>
+--       [path, default /api/videos]
 local next_thread = 1
 
 function setup(thread)
@@ -13,15 +15,19 @@ function init(args)
   prefix = args[2]
   body = args[3]
   threads = tonumber(args[4])
+  path = args[5] or "/api/videos"
   counter = 0
 end
 
 function request()
   counter = counter + 1
   local key = keys[((counter * threads + thread_id) % #keys) + 1]
-  return wrk.format("POST", "/api/videos", {
+  local headers = {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer " .. key,
-    ["Idempotency-Key"] = prefix .. "-" .. thread_id .. "-" .. counter,
-  }, body)
+  }
+  if prefix ~= "-" then
+    headers["Idempotency-Key"] = prefix .. "-" .. thread_id .. "-" .. counter
+  end
+  return wrk.format("POST", path, headers, body)
 end

@@ -22,7 +22,8 @@ from app.core.idempotency import repository
 from app.core.idempotency.http import IdempotencyKeyInFlight, KeyedRequest, Outcome
 
 
-def _in_flight() -> IdempotencyKeyInFlight:
+def in_flight() -> IdempotencyKeyInFlight:
+    """What a keyed write whose wait for a lock ran out (IDEMPOTENCY_WAIT_S) answers."""
     return IdempotencyKeyInFlight(
         "a request with this Idempotency-Key, or another write to this account, is still "
         "being processed; retry shortly",
@@ -35,11 +36,6 @@ async def replay_on_driver(driver: asyncpg.Connection, keyed: KeyedRequest) -> O
     IdempotencyKeyReused when it was another request)."""
     stored = await repository.stored_on_driver(driver, keyed.scope, keyed.key)
     return None if stored is None else keyed.replay(stored)
-
-
-def in_flight() -> IdempotencyKeyInFlight:
-    """What a keyed write whose wait for a lock ran out (IDEMPOTENCY_WAIT_S) answers."""
-    return _in_flight()
 
 
 async def run_once(
@@ -61,7 +57,7 @@ async def run_once(
         claim = await repository.claim(session, keyed.claim_params(wait_s))
     except DBAPIError as error:
         if sqlstate(error) == LOCK_NOT_AVAILABLE:
-            raise _in_flight() from error
+            raise in_flight() from error
         raise
     if claim is None:
         return keyed.replay(await repository.stored(session, scope, key))
