@@ -51,7 +51,7 @@ USER_BY_KEY_HASH = users.BY_KEY_HASH
 CREATE_VIDEO = videos.CREATE
 FINISH_BY_FAL_REQUEST = videos.FINISH_BY_FAL_REQUEST
 
-# The floor's owner lock: the bare lock (the app's also lifts the claim's lock_timeout).
+# The floor's owner lock (the app's create statement locks the row by its UPDATE instead).
 LOCK_OWNER = 'SELECT 1 FROM "users" WHERE "id" = $1 FOR UPDATE'
 
 # The video row as the floor inserts it: the columns without defaults, and the request's.
